@@ -1,0 +1,76 @@
+//! What the store keeps for one key.
+
+use std::sync::Arc;
+
+use super::clock::Timestamp;
+
+/// The bytes the store charges for an entry beyond its key and value: the slab slot, the hash-table
+/// slot and the key's reference-counted header, rounded up. The byte budget (`MAX_BYTES`) counts
+/// `key.len() + value.weight() + ENTRY_OVERHEAD` for every entry, so the accounting can be checked to
+/// the byte; the resident memory a real process needs per entry is measured in `benchmarks/`.
+pub const ENTRY_OVERHEAD: usize = 96;
+
+/// A payload the store can weigh, in bytes, for its byte budget.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Vec<u8> {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Weigh for &'static str {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+/// A stored value: a native integer (so `incr` is one atomic step and `get` needs no decoding), or
+/// whatever the binding stores otherwise (pickled bytes, an immutable object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value<P> {
+    Int(i64),
+    Data(P),
+}
+
+/// The size charged for a native integer.
+const INT_WEIGHT: usize = 8;
+
+impl<P: Weigh> Value<P> {
+    pub fn weight(&self) -> usize {
+        match self {
+            Self::Int(_) => INT_WEIGHT,
+            Self::Data(payload) => payload.weight(),
+        }
+    }
+}
+
+/// The bytes an entry with this key and value is charged.
+pub fn entry_bytes<P: Weigh>(key: &[u8], value: &Value<P>) -> usize {
+    key.len() + value.weight() + ENTRY_OVERHEAD
+}
+
+/// One live (or not yet reclaimed) entry.
+#[derive(Debug)]
+pub(crate) struct Entry<P> {
+    /// Shared with the hash map's key, so eviction by slot can find the map entry.
+    pub(crate) key: Arc<[u8]>,
+    pub(crate) value: Value<P>,
+    pub(crate) expires_at: Timestamp,
+    /// Bumped on every change of the value, for compare-and-swap updates.
+    pub(crate) cas: u64,
+    /// What this entry is charged against the byte budget, cached so removal needs no re-weighing.
+    pub(crate) bytes: usize,
+}
+
+impl<P> Entry<P> {
+    pub(crate) fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.has_passed(now)
+    }
+
+    pub(crate) fn has_deadline(&self) -> bool {
+        self.expires_at != Timestamp::NEVER
+    }
+}

@@ -1,0 +1,26 @@
+//! The pure-Rust cache store: no Python, no Django. `cargo test` covers it alone.
+//!
+//! A [`Store`] is one LOCATION's data: entries keyed by bytes, a least-recently-used order, deadlines
+//! checked against a [`Now`] the caller supplies, and counters. Limits come with every write
+//! ([`Limits`]), because in Django they belong to the backend instance, not to the data.
+
+mod clock;
+mod entry;
+mod errors;
+mod limits;
+mod lru;
+mod stats;
+#[allow(clippy::module_inception)]
+mod store;
+mod table;
+
+pub use clock::{system_time, Now, Timestamp, Ttl};
+pub use entry::{entry_bytes, Value, Weigh, ENTRY_OVERHEAD};
+pub use errors::StoreError;
+pub use limits::Limits;
+pub use stats::{Counters, Snapshot};
+pub use store::Store;
+pub use table::{Sink, Table};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,245 @@
+//! Behaviour of the core against `LocMemCache`'s, with time injected so nothing sleeps.
+
+use super::*;
+
+type T = Table<Vec<u8>>;
+
+const SEC: u64 = 1_000_000_000;
+
+fn at(secs: u64) -> Now {
+    Now::at(Timestamp::from_nanos(1_700_000_000 * SEC + secs * SEC))
+}
+
+fn limits(max_entries: i64, cull_frequency: i64) -> Limits {
+    Limits { max_entries, cull_frequency, max_bytes: None }
+}
+
+fn data(s: &str) -> Value<Vec<u8>> {
+    Value::Data(s.as_bytes().to_vec())
+}
+
+fn set(t: &mut T, key: &str, value: Value<Vec<u8>>, lim: &Limits) {
+    t.set(key.as_bytes(), value, Ttl::Forever, lim, &at(0)).expect("set");
+}
+
+fn count_present(t: &mut T, keys: impl Iterator<Item = String>) -> usize {
+    keys.filter(|k| t.contains(k.as_bytes(), &at(0))).count()
+}
+
+#[test]
+fn cull_keeps_exactly_what_locmem_keeps() {
+    // Django's test_cull: 49 sets into MAX_ENTRIES=30 leave 29; test_zero_cull leaves 19.
+    for (freq, expected) in [(3, 29), (0, 19)] {
+        let mut t = T::default();
+        let lim = limits(30, freq);
+        for i in 1..50 {
+            t.set(format!("cull{i}").as_bytes(), data("value"), Ttl::Seconds(1000.0), &lim, &at(0))
+                .expect("set");
+        }
+        assert_eq!(count_present(&mut t, (1..50).map(|i| format!("cull{i}"))), expected);
+        t.check_invariants().expect("invariants");
+    }
+}
+
+#[test]
+fn forced_cull_on_empty_store_still_stores() {
+    // test_cull_delete_when_store_empty: MAX_ENTRIES=-1 culls on every write, yet the write lands.
+    let mut t = T::default();
+    set(&mut t, "k", data("v"), &limits(-1, 3));
+    assert!(t.contains(b"k", &at(0)));
+}
+
+#[test]
+fn lru_get_set_and_incr_move_keys_to_the_front() {
+    // test_lru_get / test_lru_set / test_lru_incr with MAX_ENTRIES=9.
+    let lim = limits(9, 3);
+    let mut t = T::default();
+    for k in 0..9 {
+        set(&mut t, &k.to_string(), Value::Int(k), &lim);
+    }
+    for k in 0..6 {
+        assert!(t.get(k.to_string().as_bytes(), &at(0)).is_some());
+    }
+    set(&mut t, "9", Value::Int(9), &lim);
+    for k in 0..6 {
+        assert!(t.contains(k.to_string().as_bytes(), &at(0)), "{k} kept");
+    }
+    for k in 6..9 {
+        assert!(!t.contains(k.to_string().as_bytes(), &at(0)), "{k} culled");
+    }
+
+    let mut t = T::default();
+    for k in 0..9 {
+        set(&mut t, &k.to_string(), Value::Int(k), &lim);
+    }
+    for k in 0..6 {
+        assert_eq!(t.incr(k.to_string().as_bytes(), 1, &at(0)), Ok(k + 1));
+    }
+    set(&mut t, "9", Value::Int(9), &lim);
+    for k in 6..9 {
+        assert!(!t.contains(k.to_string().as_bytes(), &at(0)));
+    }
+    assert_eq!(t.get(b"0", &at(0)), Some(&Value::Int(1)));
+}
+
+#[test]
+fn has_key_and_failed_add_do_not_reorder() {
+    let lim = limits(3, 3);
+    let mut t = T::default();
+    for k in ["a", "b", "c"] {
+        set(&mut t, k, data(k), &lim);
+    }
+    assert!(t.contains(b"a", &at(0)));
+    assert_eq!(t.add(b"a", data("x"), Ttl::Forever, &lim, &at(0)), Ok(false));
+    // "a" is still least recently used, so the cull of one entry (3 / 3) takes it.
+    set(&mut t, "d", data("d"), &lim);
+    assert!(!t.contains(b"a", &at(0)));
+    assert!(t.contains(b"b", &at(0)));
+}
+
+#[test]
+fn expiry_follows_the_injected_clock() {
+    let lim = Limits::default();
+    let mut t = T::default();
+    t.set(b"k", data("v"), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
+    assert_eq!(t.get(b"k", &at(9)), Some(&data("v")));
+    assert_eq!(t.get(b"k", &at(10)), None, "a deadline equal to now has passed");
+    assert!(t.is_empty(), "the expired entry met by get is removed");
+    assert_eq!(t.snapshot().counters.expirations, 1);
+}
+
+#[test]
+fn zero_and_negative_timeouts_store_nothing() {
+    let lim = Limits::default();
+    let mut t = T::default();
+    set(&mut t, "k", data("old"), &lim);
+    t.set(b"k", data("new"), Ttl::Seconds(0.0), &lim, &at(0)).expect("set");
+    assert!(!t.contains(b"k", &at(0)), "set with timeout 0 removes the key");
+    assert_eq!(t.add(b"k", data("v"), Ttl::Seconds(-1.0), &lim, &at(0)), Ok(true));
+    assert!(t.is_empty());
+    set(&mut t, "k", data("v"), &lim);
+    assert!(t.touch(b"k", Ttl::Seconds(0.0), &at(0)), "touch(k, 0) reports success");
+    assert!(!t.contains(b"k", &at(0)), "and removes the key");
+}
+
+#[test]
+fn touch_and_incr_keep_or_change_deadlines_as_locmem() {
+    let lim = Limits::default();
+    let mut t = T::default();
+    t.set(b"n", Value::Int(1), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
+    let deadline = t.deadline(b"n", &at(0));
+    assert_eq!(t.incr(b"n", 5, &at(1)), Ok(6));
+    assert_eq!(t.deadline(b"n", &at(1)), deadline, "incr keeps the deadline");
+    assert!(t.touch(b"n", Ttl::Forever, &at(2)));
+    assert_eq!(t.get(b"n", &at(1_000_000)), Some(&Value::Int(6)));
+    assert!(!t.touch(b"missing", Ttl::Forever, &at(2)));
+    t.check_invariants().expect("invariants");
+}
+
+#[test]
+fn incr_errors_leave_the_value_alone() {
+    let lim = Limits::default();
+    let mut t = T::default();
+    assert_eq!(t.incr(b"missing", 1, &at(0)), Err(StoreError::NotFound));
+    set(&mut t, "max", Value::Int(i64::MAX), &lim);
+    assert_eq!(t.incr(b"max", 1, &at(0)), Err(StoreError::Overflow));
+    assert_eq!(t.get(b"max", &at(0)), Some(&Value::Int(i64::MAX)));
+    set(&mut t, "s", data("text"), &lim);
+    assert_eq!(t.incr(b"s", 1, &at(0)), Err(StoreError::NotAnInteger));
+    t.set(b"gone", Value::Int(1), Ttl::Seconds(1.0), &lim, &at(0)).expect("set");
+    assert_eq!(t.incr(b"gone", 1, &at(5)), Err(StoreError::NotFound));
+}
+
+#[test]
+fn compare_and_swap_detects_interleaved_writes() {
+    let lim = Limits::default();
+    let mut t = T::default();
+    t.set(b"f", data("1.5"), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
+    let (_, cas) = t.get_for_update(b"f", &at(0)).expect("present");
+    set(&mut t, "f", data("2.5"), &lim);
+    assert_eq!(t.replace_if(b"f", cas, data("3.0"), &lim, &at(0)), Ok(false));
+    let (_, cas) = t.get_for_update(b"f", &at(0)).expect("present");
+    assert_eq!(t.replace_if(b"f", cas, data("3.5"), &lim, &at(0)), Ok(true));
+    assert_eq!(t.get(b"f", &at(0)), Some(&data("3.5")));
+    assert_eq!(t.replace_if(b"nope", cas, data("x"), &lim, &at(0)), Ok(false));
+}
+
+#[test]
+fn byte_accounting_is_exact() {
+    let lim = Limits::default();
+    let mut t = T::default();
+    set(&mut t, "a", data("12345"), &lim);
+    set(&mut t, "bb", Value::Int(7), &lim);
+    let expected = (1 + 5 + ENTRY_OVERHEAD) + (2 + 8 + ENTRY_OVERHEAD);
+    assert_eq!(t.snapshot().bytes, expected);
+    set(&mut t, "a", data("1"), &lim);
+    assert_eq!(t.snapshot().bytes, expected - 4);
+    assert_eq!(t.incr(b"bb", 1, &at(0)), Ok(8));
+    assert_eq!(t.snapshot().bytes, expected - 4);
+    assert!(t.delete(b"a", &at(0)));
+    assert_eq!(t.snapshot().bytes, 2 + 8 + ENTRY_OVERHEAD);
+    t.clear();
+    assert_eq!(t.snapshot().bytes, 0);
+    t.check_invariants().expect("invariants");
+}
+
+#[test]
+fn byte_budget_evicts_lru_and_refuses_oversized_values() {
+    let per = entry_bytes(b"k0", &data("0123456789"));
+    let lim = Limits { max_entries: 1000, cull_frequency: 3, max_bytes: Some(per * 3) };
+    let mut t = T::default();
+    for i in 0..5 {
+        set(&mut t, &format!("k{i}"), data("0123456789"), &lim);
+        assert!(t.snapshot().bytes <= per * 3);
+    }
+    assert_eq!(t.len(), 3);
+    assert!(!t.contains(b"k0", &at(0)) && !t.contains(b"k1", &at(0)));
+    let huge = data(&"x".repeat(per * 3));
+    let err = t.set(b"k4", huge, Ttl::Forever, &lim, &at(0));
+    assert!(matches!(err, Err(StoreError::TooLarge { .. })));
+    assert_eq!(t.get(b"k4", &at(0)), Some(&data("0123456789")), "the old value is kept");
+    assert_eq!(t.len(), 3, "nothing else is lost");
+}
+
+#[test]
+fn expired_entries_are_reclaimed_by_writes_to_other_keys() {
+    let lim = Limits { max_entries: 1_000_000, ..Limits::default() };
+    let mut t = T::default();
+    for i in 0..1000 {
+        t.set(format!("short{i}").as_bytes(), data("v"), Ttl::Seconds(1.0), &lim, &at(0))
+            .expect("set");
+    }
+    for i in 0..300 {
+        t.set(format!("other{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(2)).expect("set");
+    }
+    assert_eq!(t.len(), 300, "every expired entry is gone after n/4 writes");
+    t.check_invariants().expect("invariants");
+}
+
+#[test]
+fn cull_takes_expired_entries_first() {
+    let lim = limits(10, 3);
+    let mut t = T::default();
+    for i in 0..5 {
+        t.set(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0)).expect("set");
+    }
+    for i in 0..5 {
+        t.set(format!("short{i}").as_bytes(), data("v"), Ttl::Seconds(1.0), &lim, &at(0))
+            .expect("set");
+    }
+    t.set(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
+    for i in 0..5 {
+        assert!(t.contains(format!("live{i}").as_bytes(), &at(5)));
+    }
+    assert_eq!(t.len(), 6);
+}
+
+#[test]
+fn store_drops_removed_values_after_unlocking() {
+    let store: Store<Vec<u8>> = Store::new();
+    store.with(|t| set(t, "k", data("v"), &Limits::default()));
+    store.with(|t| assert!(t.delete(b"k", &at(0))));
+    let snap = store.snapshot();
+    assert_eq!((snap.entries, snap.counters.sets, snap.counters.deletes), (0, 1, 1));
+    store.with(|t| assert!(t.sink.garbage.is_empty(), "the sink was emptied"));
+}
