@@ -3,4 +3,5 @@
 //! [`store`] is the pure-Rust core (no Python in it); `python` is the PyO3 binding that the
 //! `django_rustcache` Python package wraps in a Django `BaseCache`.
 
+mod python;
 pub mod store;

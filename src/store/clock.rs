@@ -70,7 +70,9 @@ pub struct Now {
 impl Now {
     /// A time chosen by the caller.
     pub fn at(ts: Timestamp) -> Self {
-        Self { fixed: Cell::new(Some(ts)) }
+        Self {
+            fixed: Cell::new(Some(ts)),
+        }
     }
 
     /// The system clock, read on first use. Reading it costs 20-60 ns, which most `get`s of entries
@@ -150,7 +152,10 @@ mod tests {
         assert_eq!(Ttl::Forever.deadline(&now), Some(Timestamp::NEVER));
         assert_eq!(Ttl::Seconds(0.0).deadline(&now), None);
         assert_eq!(Ttl::Seconds(-1.0).deadline(&now), None);
-        assert_eq!(Ttl::Seconds(1.5).deadline(&now), Some(Timestamp::from_nanos(6_500_000_000)));
+        assert_eq!(
+            Ttl::Seconds(1.5).deadline(&now),
+            Some(Timestamp::from_nanos(6_500_000_000))
+        );
         assert_eq!(Ttl::Seconds(f64::NAN).deadline(&now), Some(Timestamp::NEVER));
     }
 

@@ -18,7 +18,11 @@ pub struct Limits {
 impl Default for Limits {
     /// Django's defaults: 300 entries, cull a third.
     fn default() -> Self {
-        Self { max_entries: 300, cull_frequency: 3, max_bytes: None }
+        Self {
+            max_entries: 300,
+            cull_frequency: 3,
+            max_bytes: None,
+        }
     }
 }
 
@@ -44,13 +48,20 @@ mod tests {
 
     #[test]
     fn locmem_cull_arithmetic() {
-        let l = Limits { max_entries: 30, cull_frequency: 3, max_bytes: None };
+        let l = Limits {
+            max_entries: 30,
+            cull_frequency: 3,
+            max_bytes: None,
+        };
         assert!(l.is_full(30));
         assert!(!l.is_full(29));
         assert_eq!(l.cull_count(30), 10);
         let zero = Limits { cull_frequency: 0, ..l };
         assert_eq!(zero.cull_count(30), 30);
-        let negative = Limits { cull_frequency: -2, ..l };
+        let negative = Limits {
+            cull_frequency: -2,
+            ..l
+        };
         assert_eq!(negative.cull_count(30), 0);
         let forced = Limits { max_entries: -1, ..l };
         assert!(forced.is_full(0));

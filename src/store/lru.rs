@@ -20,7 +20,11 @@ pub(crate) struct LruList {
 
 impl Default for LruList {
     fn default() -> Self {
-        Self { links: Vec::new(), head: NIL, tail: NIL }
+        Self {
+            links: Vec::new(),
+            head: NIL,
+            tail: NIL,
+        }
     }
 }
 
@@ -30,7 +34,10 @@ impl LruList {
         if self.links.len() <= i {
             self.links.resize(i + 1, UNLINKED);
         }
-        self.links[i] = Link { prev: NIL, next: self.head };
+        self.links[i] = Link {
+            prev: NIL,
+            next: self.head,
+        };
         if self.head == NIL {
             self.tail = slot;
         } else {

@@ -8,9 +8,9 @@
 
 use parking_lot::Mutex;
 
+use super::entry::Weigh;
 use super::stats::Snapshot;
 use super::table::{Sink, Table};
-use super::entry::Weigh;
 
 #[derive(Debug)]
 pub struct Store<P> {
@@ -19,7 +19,9 @@ pub struct Store<P> {
 
 impl<P> Default for Store<P> {
     fn default() -> Self {
-        Self { table: Mutex::new(Table::default()) }
+        Self {
+            table: Mutex::new(Table::default()),
+        }
     }
 }
 

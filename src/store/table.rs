@@ -38,7 +38,11 @@ pub struct Sink<P> {
 
 impl<P> Default for Sink<P> {
     fn default() -> Self {
-        Self { garbage: Vec::new(), evicted: 0, refused: None }
+        Self {
+            garbage: Vec::new(),
+            evicted: 0,
+            refused: None,
+        }
     }
 }
 
@@ -94,7 +98,11 @@ impl<P: Weigh> Table<P> {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { counters: self.counters, entries: self.len(), bytes: self.bytes }
+        Snapshot {
+            counters: self.counters,
+            entries: self.len(),
+            bytes: self.bytes,
+        }
     }
 
     fn entry(&self, slot: u32) -> Option<&Entry<P>> {
@@ -176,18 +184,14 @@ impl<P: Weigh> Table<P> {
 
     /// Store `value` under `key` (`LocMemCache.set`): cull first if the cache is full, then write and
     /// mark most recently used. A dead-on-arrival `ttl` removes the key instead.
-    pub fn set(
-        &mut self,
-        key: &[u8],
-        value: Value<P>,
-        ttl: Ttl,
-        limits: &Limits,
-        now: &Now,
-    ) -> Result<(), StoreError> {
+    pub fn set(&mut self, key: &[u8], value: Value<P>, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
         let bytes = entry_bytes(key, &value);
         if let Some(max_bytes) = limits.max_bytes {
             if bytes > max_bytes {
-                let err = StoreError::TooLarge { entry_bytes: bytes, max_bytes };
+                let err = StoreError::TooLarge {
+                    entry_bytes: bytes,
+                    max_bytes,
+                };
                 self.sink.garbage.push(value);
                 self.sink.refused = Some(err.clone());
                 return Err(err);
@@ -257,7 +261,13 @@ impl<P: Weigh> Table<P> {
             }
         }
         let key: Arc<[u8]> = Arc::from(key);
-        let entry = Entry { key: Arc::clone(&key), value, expires_at: deadline, cas, bytes };
+        let entry = Entry {
+            key: Arc::clone(&key),
+            value,
+            expires_at: deadline,
+            cas,
+            bytes,
+        };
         let slot = if let Some(slot) = self.free.pop() {
             self.slots[slot as usize] = Some(entry);
             slot
@@ -402,7 +412,10 @@ impl<P: Weigh> Table<P> {
         let bytes = entry_bytes(key, &value);
         if let Some(max_bytes) = limits.max_bytes {
             if bytes > max_bytes {
-                let err = StoreError::TooLarge { entry_bytes: bytes, max_bytes };
+                let err = StoreError::TooLarge {
+                    entry_bytes: bytes,
+                    max_bytes,
+                };
                 self.sink.garbage.push(value);
                 self.sink.refused = Some(err.clone());
                 return Err(err);

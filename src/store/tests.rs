@@ -11,7 +11,11 @@ fn at(secs: u64) -> Now {
 }
 
 fn limits(max_entries: i64, cull_frequency: i64) -> Limits {
-    Limits { max_entries, cull_frequency, max_bytes: None }
+    Limits {
+        max_entries,
+        cull_frequency,
+        max_bytes: None,
+    }
 }
 
 fn data(s: &str) -> Value<Vec<u8>> {
@@ -33,8 +37,14 @@ fn cull_keeps_exactly_what_locmem_keeps() {
         let mut t = T::default();
         let lim = limits(30, freq);
         for i in 1..50 {
-            t.set(format!("cull{i}").as_bytes(), data("value"), Ttl::Seconds(1000.0), &lim, &at(0))
-                .expect("set");
+            t.set(
+                format!("cull{i}").as_bytes(),
+                data("value"),
+                Ttl::Seconds(1000.0),
+                &lim,
+                &at(0),
+            )
+            .expect("set");
         }
         assert_eq!(count_present(&mut t, (1..50).map(|i| format!("cull{i}"))), expected);
         t.check_invariants().expect("invariants");
@@ -126,7 +136,8 @@ fn zero_and_negative_timeouts_store_nothing() {
 fn touch_and_incr_keep_or_change_deadlines_as_locmem() {
     let lim = Limits::default();
     let mut t = T::default();
-    t.set(b"n", Value::Int(1), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
+    t.set(b"n", Value::Int(1), Ttl::Seconds(10.0), &lim, &at(0))
+        .expect("set");
     let deadline = t.deadline(b"n", &at(0));
     assert_eq!(t.incr(b"n", 5, &at(1)), Ok(6));
     assert_eq!(t.deadline(b"n", &at(1)), deadline, "incr keeps the deadline");
@@ -146,7 +157,8 @@ fn incr_errors_leave_the_value_alone() {
     assert_eq!(t.get(b"max", &at(0)), Some(&Value::Int(i64::MAX)));
     set(&mut t, "s", data("text"), &lim);
     assert_eq!(t.incr(b"s", 1, &at(0)), Err(StoreError::NotAnInteger));
-    t.set(b"gone", Value::Int(1), Ttl::Seconds(1.0), &lim, &at(0)).expect("set");
+    t.set(b"gone", Value::Int(1), Ttl::Seconds(1.0), &lim, &at(0))
+        .expect("set");
     assert_eq!(t.incr(b"gone", 1, &at(5)), Err(StoreError::NotFound));
 }
 
@@ -186,7 +198,11 @@ fn byte_accounting_is_exact() {
 #[test]
 fn byte_budget_evicts_lru_and_refuses_oversized_values() {
     let per = entry_bytes(b"k0", &data("0123456789"));
-    let lim = Limits { max_entries: 1000, cull_frequency: 3, max_bytes: Some(per * 3) };
+    let lim = Limits {
+        max_entries: 1000,
+        cull_frequency: 3,
+        max_bytes: Some(per * 3),
+    };
     let mut t = T::default();
     for i in 0..5 {
         set(&mut t, &format!("k{i}"), data("0123456789"), &lim);
@@ -203,14 +219,24 @@ fn byte_budget_evicts_lru_and_refuses_oversized_values() {
 
 #[test]
 fn expired_entries_are_reclaimed_by_writes_to_other_keys() {
-    let lim = Limits { max_entries: 1_000_000, ..Limits::default() };
+    let lim = Limits {
+        max_entries: 1_000_000,
+        ..Limits::default()
+    };
     let mut t = T::default();
     for i in 0..1000 {
-        t.set(format!("short{i}").as_bytes(), data("v"), Ttl::Seconds(1.0), &lim, &at(0))
-            .expect("set");
+        t.set(
+            format!("short{i}").as_bytes(),
+            data("v"),
+            Ttl::Seconds(1.0),
+            &lim,
+            &at(0),
+        )
+        .expect("set");
     }
     for i in 0..300 {
-        t.set(format!("other{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(2)).expect("set");
+        t.set(format!("other{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(2))
+            .expect("set");
     }
     assert_eq!(t.len(), 300, "every expired entry is gone after n/4 writes");
     t.check_invariants().expect("invariants");
@@ -221,11 +247,18 @@ fn cull_takes_expired_entries_first() {
     let lim = limits(10, 3);
     let mut t = T::default();
     for i in 0..5 {
-        t.set(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0)).expect("set");
+        t.set(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0))
+            .expect("set");
     }
     for i in 0..5 {
-        t.set(format!("short{i}").as_bytes(), data("v"), Ttl::Seconds(1.0), &lim, &at(0))
-            .expect("set");
+        t.set(
+            format!("short{i}").as_bytes(),
+            data("v"),
+            Ttl::Seconds(1.0),
+            &lim,
+            &at(0),
+        )
+        .expect("set");
     }
     t.set(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
     for i in 0..5 {

@@ -1,0 +1,57 @@
+"""Our own ``OPTIONS`` keys, validated. Django's keys (``MAX_ENTRIES``, ``CULL_FREQUENCY``) keep
+``BaseCache``'s lenient parsing; ours raise ``ImproperlyConfigured`` naming the bad key or value."""
+
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+DJANGO_OPTIONS = frozenset({"MAX_ENTRIES", "CULL_FREQUENCY"})
+CLOCKS = ("system", "python")
+EVICTION_POLICIES = ("lru",)
+
+
+@dataclass(frozen=True)
+class Options:
+    pickle_protocol: int | None
+    max_bytes: int | None
+    clock: str
+    eviction: str
+
+
+def _int_option(name: str, value: Any, *, low: int, high: int | None = None) -> int:
+    if type(value) is not int:
+        raise ImproperlyConfigured(f"RustCache OPTIONS[{name!r}] must be an int, not {value!r}.")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ImproperlyConfigured(f"RustCache OPTIONS[{name!r}] must be {bounds}, not {value!r}.")
+    return value
+
+
+def _choice_option(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ImproperlyConfigured(f"RustCache OPTIONS[{name!r}] must be one of {', '.join(choices)}; got {value!r}.")
+    return value
+
+
+def parse_options(options: dict[str, Any]) -> Options:
+    """Validate the ``OPTIONS`` dict of a ``RustCache`` alias."""
+    known = DJANGO_OPTIONS | {"PICKLE_PROTOCOL", "MAX_BYTES", "CLOCK", "EVICTION"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"Unknown RustCache OPTIONS key(s): {', '.join(map(repr, unknown))}. Known: {', '.join(sorted(known))}."
+        )
+    protocol = options.get("PICKLE_PROTOCOL")
+    if protocol is not None:
+        protocol = _int_option("PICKLE_PROTOCOL", protocol, low=-1, high=pickle.HIGHEST_PROTOCOL)
+    max_bytes = options.get("MAX_BYTES")
+    if max_bytes is not None:
+        max_bytes = _int_option("MAX_BYTES", max_bytes, low=1)
+    return Options(
+        pickle_protocol=protocol,
+        max_bytes=max_bytes,
+        clock=_choice_option("CLOCK", options.get("CLOCK", "python"), CLOCKS),
+        eviction=_choice_option("EVICTION", options.get("EVICTION", "lru"), EVICTION_POLICIES),
+    )

@@ -1,0 +1,26 @@
+//! The one place store errors become Python exceptions, as Django's own backends raise them.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use super::keys::key_to_str;
+use crate::store::StoreError;
+
+/// `incr` on a missing key: `ValueError("Key ':1:k' not found")`, `LocMemCache`'s text (with the
+/// made key).
+pub(crate) fn key_not_found(py: Python<'_>, key: &[u8]) -> PyErr {
+    match key_to_str(py, key) {
+        Ok(k) => PyValueError::new_err(format!("Key '{k}' not found")),
+        Err(err) => err,
+    }
+}
+
+/// Any other store error: the value is too large for the byte budget (`ValueError`), or a number
+/// is not a number (`TypeError`).
+pub(crate) fn to_py(py: Python<'_>, key: &[u8], err: &StoreError) -> PyErr {
+    match err {
+        StoreError::NotFound => key_not_found(py, key),
+        StoreError::NotAnInteger | StoreError::Overflow => PyTypeError::new_err(err.to_string()),
+        StoreError::TooLarge { .. } => PyValueError::new_err(err.to_string()),
+    }
+}

@@ -1,0 +1,368 @@
+//! `_core.Cache`: one backend instance's view of a shared store. It holds what the instance
+//! configured (key prefix and version, default timeout, limits, pickle protocol, clock) and is
+//! immutable; the Python face builds a new one when a setting changes.
+//!
+//! Every method is one call from Python and takes the store lock once. Keys are made and checked
+//! before the lock, values are pickled before it and unpickled after it.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyModule};
+use pyo3::{intern, IntoPyObjectExt};
+
+use super::errors;
+use super::keys::{key_to_str, needs_warning, push_str_of};
+use super::payload::{decode_in_lock, encode, Decoded};
+use super::registry::{store_for, SharedStore};
+use super::timeout::ttl_from_py;
+use crate::store::{Limits, Now, StoreError, Timestamp, Ttl, Value};
+
+static TIME_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+/// A backend instance's handle on the store of its LOCATION.
+#[pyclass(frozen, name = "Cache", module = "django_rustcache._core")]
+pub struct PyCache {
+    store: SharedStore,
+    prefix: Box<[u8]>,
+    version: Box<[u8]>,
+    default_ttl: Ttl,
+    /// Django's `DEFAULT_TIMEOUT` sentinel: a `timeout` that *is* this object means "the default".
+    timeout_sentinel: Py<PyAny>,
+    limits: Limits,
+    protocol: i32,
+    /// False when the instance makes its keys in Python (a custom `KEY_FUNCTION`, or an overridden
+    /// `make_key`/`validate_key`): keys then arrive made and checked, and are used as they are.
+    make_keys: bool,
+    /// Called with the full key when `needs_warning` says Django would warn about it.
+    key_warner: Py<PyAny>,
+    /// Read Python's `time.time()` (and so follow time-machine or freezegun) instead of the system
+    /// clock.
+    python_clock: bool,
+}
+
+impl PyCache {
+    fn key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+        let mut buf = Vec::with_capacity(self.prefix.len() + self.version.len() + 32);
+        if !self.make_keys {
+            push_str_of(&mut buf, key)?;
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&self.prefix);
+        buf.push(b':');
+        if version.is_none() {
+            buf.extend_from_slice(&self.version);
+        } else {
+            push_str_of(&mut buf, version)?;
+        }
+        buf.push(b':');
+        push_str_of(&mut buf, key)?;
+        if needs_warning(&buf) {
+            let py = key.py();
+            self.key_warner.call1(py, (key_to_str(py, &buf)?,))?;
+        }
+        Ok(buf)
+    }
+
+    fn keys<'py>(
+        &self,
+        keys: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<(Bound<'py, PyAny>, Vec<u8>)>> {
+        keys.try_iter()?
+            .map(|key| {
+                let key = key?;
+                let made = self.key(&key, version)?;
+                Ok((key, made))
+            })
+            .collect()
+    }
+
+    fn ttl(&self, timeout: &Bound<'_, PyAny>) -> PyResult<Ttl> {
+        if timeout.is(&self.timeout_sentinel) {
+            Ok(self.default_ttl)
+        } else {
+            ttl_from_py(timeout)
+        }
+    }
+
+    fn now(&self, py: Python<'_>) -> PyResult<Now> {
+        if !self.python_clock {
+            return Ok(Now::system());
+        }
+        let time = TIME_MODULE.get_or_try_init(py, || py.import("time").map(Bound::unbind))?;
+        let secs: f64 = time.bind(py).getattr(intern!(py, "time"))?.call0()?.extract()?;
+        Ok(Now::at(Timestamp::from_secs_f64(secs)))
+    }
+}
+
+#[pymethods]
+impl PyCache {
+    #[new]
+    #[pyo3(signature = (
+        location, *, key_prefix, version, default_timeout, timeout_sentinel, max_entries,
+        cull_frequency, max_bytes, pickle_protocol, make_keys, key_warner, python_clock
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        location: &str,
+        key_prefix: &Bound<'_, PyAny>,
+        version: &Bound<'_, PyAny>,
+        default_timeout: &Bound<'_, PyAny>,
+        timeout_sentinel: Py<PyAny>,
+        max_entries: i64,
+        cull_frequency: i64,
+        max_bytes: Option<usize>,
+        pickle_protocol: i32,
+        make_keys: bool,
+        key_warner: Py<PyAny>,
+        python_clock: bool,
+    ) -> PyResult<Self> {
+        let mut prefix = Vec::new();
+        push_str_of(&mut prefix, key_prefix)?;
+        let mut default_version = Vec::new();
+        push_str_of(&mut default_version, version)?;
+        Ok(Self {
+            store: store_for(location),
+            prefix: prefix.into(),
+            version: default_version.into(),
+            default_ttl: ttl_from_py(default_timeout)?,
+            timeout_sentinel,
+            limits: Limits {
+                max_entries,
+                cull_frequency,
+                max_bytes,
+            },
+            protocol: pickle_protocol,
+            make_keys,
+            key_warner,
+            python_clock,
+        })
+    }
+
+    /// The value stored under `key`, or `default`.
+    fn get<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        default: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let now = self.now(py)?;
+        match self.store.with(|t| t.get(&key, &now).map(|v| decode_in_lock(py, v))) {
+            Some(found) => found.into_value(),
+            None => Ok(default.clone()),
+        }
+    }
+
+    /// A dict of the keys found, in the order asked for.
+    fn get_many<'py>(&self, keys: &Bound<'py, PyAny>, version: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+        let py = keys.py();
+        let keys = self.keys(keys, version)?;
+        let now = self.now(py)?;
+        let found: Vec<(usize, Decoded<'py>)> = self.store.with(|t| {
+            keys.iter()
+                .enumerate()
+                .filter_map(|(i, (_, made))| t.get(made, &now).map(|v| (i, decode_in_lock(py, v))))
+                .collect()
+        });
+        let result = PyDict::new(py);
+        for (i, value) in found {
+            result.set_item(&keys[i].0, value.into_value()?)?;
+        }
+        Ok(result)
+    }
+
+    /// Store `value` under `key`. A value larger than the byte budget is not stored (the store logs
+    /// a warning) and the old value stays.
+    fn set(
+        &self,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        timeout: &Bound<'_, PyAny>,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let value = encode(value, self.protocol)?;
+        let ttl = self.ttl(timeout)?;
+        let now = self.now(py)?;
+        // A refusal (TooLarge) is reported by the store's log; `set` returns None either way.
+        let _ = self.store.with(|t| t.set(&key, value, ttl, &self.limits, &now));
+        Ok(())
+    }
+
+    /// Store `value` only if `key` holds no live value; whether it was stored.
+    fn add(
+        &self,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        timeout: &Bound<'_, PyAny>,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let value = encode(value, self.protocol)?;
+        let ttl = self.ttl(timeout)?;
+        let now = self.now(py)?;
+        Ok(self
+            .store
+            .with(|t| t.add(&key, value, ttl, &self.limits, &now))
+            .unwrap_or(false))
+    }
+
+    /// Store every item of `data`; the keys that could not be stored (too large for the byte
+    /// budget). Every value is pickled before anything is stored, so a pickling error stores
+    /// nothing.
+    fn set_many<'py>(
+        &self,
+        data: &Bound<'py, PyAny>,
+        timeout: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let py = data.py();
+        let ttl = self.ttl(timeout)?;
+        let mut items = Vec::new();
+        for item in data.call_method0(intern!(py, "items"))?.try_iter()? {
+            let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item?.extract()?;
+            let made = self.key(&key, version)?;
+            let encoded = match encode(&value, self.protocol) {
+                Ok(encoded) => encoded,
+                Err(err) => {
+                    let note = format!(
+                        "set_many() stored nothing: the value for key {} could not be pickled",
+                        key.repr()?
+                    );
+                    err.add_note(py, note)?;
+                    return Err(err);
+                }
+            };
+            items.push((key, made, encoded));
+        }
+        let now = self.now(py)?;
+        let refused: Vec<usize> = self.store.with(|t| {
+            items
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, (_, made, value))| {
+                    let value = std::mem::replace(value, Value::Int(0));
+                    t.set(made, value, ttl, &self.limits, &now).is_err().then_some(i)
+                })
+                .collect()
+        });
+        PyList::new(py, refused.into_iter().map(|i| &items[i].0))
+    }
+
+    /// Give `key` a new timeout; whether it was there to touch.
+    fn touch(&self, key: &Bound<'_, PyAny>, timeout: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let ttl = self.ttl(timeout)?;
+        let now = self.now(py)?;
+        Ok(self.store.with(|t| t.touch(&key, ttl, &now)))
+    }
+
+    /// Remove `key`; whether a live value was removed.
+    fn delete(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let now = self.now(py)?;
+        Ok(self.store.with(|t| t.delete(&key, &now)))
+    }
+
+    fn delete_many(&self, keys: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = keys.py();
+        let keys = self.keys(keys, version)?;
+        let now = self.now(py)?;
+        self.store.with(|t| {
+            for (_, made) in &keys {
+                t.delete(made, &now);
+            }
+        });
+        Ok(())
+    }
+
+    fn has_key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let now = self.now(py)?;
+        Ok(self.store.with(|t| t.contains(&key, &now)))
+    }
+
+    /// Add `delta` to the number under `key` and return the new value, keeping the key's expiry.
+    ///
+    /// A native integer and an integer delta take one atomic step in the store. Anything else that
+    /// `LocMemCache` can add (big ints, floats, `Decimal`, ...) is added in Python and written back
+    /// with a compare-and-swap, retried if another writer got in between: still atomic.
+    fn incr<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        delta: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let now = self.now(py)?;
+        if let Some(step) = native_int(delta) {
+            match self.store.with(|t| t.incr(&key, step, &now)) {
+                Ok(n) => return n.into_bound_py_any(py),
+                Err(StoreError::NotFound) => return Err(errors::key_not_found(py, &key)),
+                Err(_) => {}
+            }
+        }
+        loop {
+            let Some((current, cas)) = self.store.with(|t| {
+                t.get_for_update(&key, &now)
+                    .map(|(v, cas)| (decode_in_lock(py, v), cas))
+            }) else {
+                return Err(errors::key_not_found(py, &key));
+            };
+            let new_value = current.into_value()?.add(delta)?;
+            let encoded = encode(&new_value, self.protocol)?;
+            match self
+                .store
+                .with(|t| t.replace_if(&key, cas, encoded, &self.limits, &now))
+            {
+                Ok(true) => return Ok(new_value),
+                Ok(false) => {}
+                Err(err) => return Err(errors::to_py(py, &key, &err)),
+            }
+        }
+    }
+
+    /// Remove every entry of this LOCATION.
+    fn clear(&self) {
+        self.store.with(crate::store::Table::clear);
+    }
+
+    /// Counters and sizes of this LOCATION, and the limits this instance writes with.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let snap = self.store.snapshot();
+        let c = snap.counters;
+        let stats = PyDict::new(py);
+        stats.set_item("hits", c.hits)?;
+        stats.set_item("misses", c.misses)?;
+        stats.set_item("sets", c.sets)?;
+        stats.set_item("deletes", c.deletes)?;
+        stats.set_item("evictions", c.evictions)?;
+        stats.set_item("expirations", c.expirations)?;
+        stats.set_item("entries", snap.entries)?;
+        stats.set_item("bytes", snap.bytes)?;
+        stats.set_item("max_entries", self.limits.max_entries)?;
+        stats.set_item("cull_frequency", self.limits.cull_frequency)?;
+        stats.set_item("max_bytes", self.limits.max_bytes)?;
+        Ok(stats)
+    }
+
+    /// Check the store's internal invariants; raises `AssertionError` naming the broken one.
+    fn check_invariants(&self) -> PyResult<()> {
+        self.store
+            .with(|t| t.check_invariants())
+            .map_err(pyo3::exceptions::PyAssertionError::new_err)
+    }
+}
+
+/// `delta` as a native step, if it is an exact `int` in the 64-bit range.
+fn native_int(delta: &Bound<'_, PyAny>) -> Option<i64> {
+    delta.cast_exact::<pyo3::types::PyInt>().ok()?.extract::<i64>().ok()
+}

@@ -1,0 +1,107 @@
+//! How Python values are held in the store, and turned back into Python values.
+//!
+//! Exact `int`s that fit in 64 bits become native integers (atomic `incr`, no decoding). Values of
+//! exact type `str`, `bytes`, `float`, `bool` and `None` are held as plain Rust data and rebuilt on
+//! `get`, which costs a fraction of `pickle.loads` and gives a fresh object every time, as unpickling
+//! does. Everything else, subclasses included (`SafeString`, `IntEnum`, `bool` stays `bool`), is
+//! pickled, so it comes back with its exact type.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
+
+use crate::store::{Value, Weigh};
+
+/// What the binding stores for a value that is not a native integer.
+#[derive(Debug)]
+pub(crate) enum PyPayload {
+    Str(Box<str>),
+    Bytes(Box<[u8]>),
+    Float(f64),
+    Bool(bool),
+    None,
+    /// The bytes `pickle.dumps` returned (and their length), kept as the same object so `get`
+    /// passes it to `pickle.loads` without a copy.
+    Pickled(Py<PyBytes>, usize),
+}
+
+/// The weight of the fixed-size payloads, in bytes.
+const SCALAR_WEIGHT: usize = 8;
+
+impl Weigh for PyPayload {
+    fn weight(&self) -> usize {
+        match self {
+            Self::Str(s) => s.len(),
+            Self::Bytes(b) => b.len(),
+            Self::Float(_) | Self::Bool(_) | Self::None => SCALAR_WEIGHT,
+            Self::Pickled(_, len) => *len,
+        }
+    }
+}
+
+static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Turn a Python value into what the store holds. Pickling runs here, before any lock is taken,
+/// and its errors propagate unchanged.
+pub(crate) fn encode(value: &Bound<'_, PyAny>, protocol: i32) -> PyResult<Value<PyPayload>> {
+    let py = value.py();
+    if let Ok(int) = value.cast_exact::<PyInt>() {
+        if let Ok(n) = int.extract::<i64>() {
+            return Ok(Value::Int(n));
+        }
+    } else if let Ok(s) = value.cast_exact::<PyString>() {
+        // A str with lone surrogates has no UTF-8 form: pickle keeps it exactly.
+        if let Ok(text) = s.to_str() {
+            return Ok(Value::Data(PyPayload::Str(text.into())));
+        }
+    } else if let Ok(b) = value.cast_exact::<PyBytes>() {
+        return Ok(Value::Data(PyPayload::Bytes(b.as_bytes().into())));
+    } else if let Ok(f) = value.cast_exact::<PyFloat>() {
+        return Ok(Value::Data(PyPayload::Float(f.value())));
+    } else if let Ok(b) = value.cast_exact::<PyBool>() {
+        return Ok(Value::Data(PyPayload::Bool(b.is_true())));
+    } else if value.is_none() {
+        return Ok(Value::Data(PyPayload::None));
+    }
+    let dumps = PICKLE_DUMPS.import(py, "pickle", "dumps")?;
+    let pickled = dumps.call1((value, protocol))?;
+    let pickled = pickled.cast_into::<PyBytes>().map_err(PyErr::from)?;
+    let len = pickled.as_bytes().len();
+    Ok(Value::Data(PyPayload::Pickled(pickled.unbind(), len)))
+}
+
+/// A stored value on its way out: either already a Python object, or pickled bytes to load once
+/// the lock is released (unpickling runs arbitrary code).
+pub(crate) enum Decoded<'py> {
+    Ready(Bound<'py, PyAny>),
+    Pickled(Bound<'py, PyBytes>),
+}
+
+/// Build the Python form of a stored value. Safe under the store lock: it only allocates
+/// immutable builtins or takes a new reference, and runs no Python code.
+pub(crate) fn decode_in_lock<'py>(py: Python<'py>, value: &Value<PyPayload>) -> Decoded<'py> {
+    let obj = match value {
+        Value::Int(n) => PyInt::new(py, *n).into_any(),
+        Value::Data(PyPayload::Pickled(p, _)) => return Decoded::Pickled(p.bind(py).clone()),
+        Value::Data(PyPayload::Str(s)) => PyString::new(py, s).into_any(),
+        Value::Data(PyPayload::Bytes(b)) => PyBytes::new(py, b).into_any(),
+        Value::Data(PyPayload::Float(f)) => PyFloat::new(py, *f).into_any(),
+        Value::Data(PyPayload::Bool(b)) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Data(PyPayload::None) => py.None().into_bound(py),
+    };
+    Decoded::Ready(obj)
+}
+
+impl<'py> Decoded<'py> {
+    /// The value as Python sees it; unpickles if needed. Call with no lock held.
+    pub(crate) fn into_value(self) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Self::Ready(obj) => Ok(obj),
+            Self::Pickled(bytes) => {
+                let loads = PICKLE_LOADS.import(bytes.py(), "pickle", "loads")?;
+                loads.call1((bytes,))
+            }
+        }
+    }
+}
