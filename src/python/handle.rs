@@ -7,17 +7,18 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyModule};
+use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
 use super::errors;
-use super::keys::{key_to_str, needs_warning, push_str_of};
-use super::payload::{decode_in_lock, encode, Decoded};
+use super::keys::{key_to_str, needs_warning, push_str_of, KeyBuf};
+use super::payload::{decode_in_lock, encode, Decoded, PyPayload};
 use super::registry::{store_for, SharedStore};
 use super::timeout::ttl_from_py;
 use crate::store::{Limits, Now, StoreError, Timestamp, Ttl, Value};
 
-static TIME_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+/// The `time` module's namespace.
+static TIME_MODULE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 
 /// A backend instance's handle on the store of its LOCATION.
 #[pyclass(frozen, name = "Cache", module = "django_rustcache._core")]
@@ -41,8 +42,8 @@ pub struct PyCache {
 }
 
 impl PyCache {
-    fn key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-        let mut buf = Vec::with_capacity(self.prefix.len() + self.version.len() + 32);
+    fn key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<KeyBuf> {
+        let mut buf = KeyBuf::new();
         if !self.make_keys {
             push_str_of(&mut buf, key)?;
             return Ok(buf);
@@ -67,7 +68,7 @@ impl PyCache {
         &self,
         keys: &Bound<'py, PyAny>,
         version: &Bound<'py, PyAny>,
-    ) -> PyResult<Vec<(Bound<'py, PyAny>, Vec<u8>)>> {
+    ) -> PyResult<Vec<(Bound<'py, PyAny>, KeyBuf)>> {
         keys.try_iter()?
             .map(|key| {
                 let key = key?;
@@ -77,7 +78,7 @@ impl PyCache {
             .collect()
     }
 
-    fn ttl(&self, timeout: &Bound<'_, PyAny>) -> PyResult<Ttl> {
+    fn resolve_ttl(&self, timeout: &Bound<'_, PyAny>) -> PyResult<Ttl> {
         if timeout.is(&self.timeout_sentinel) {
             Ok(self.default_ttl)
         } else {
@@ -89,8 +90,13 @@ impl PyCache {
         if !self.python_clock {
             return Ok(Now::system());
         }
-        let time = TIME_MODULE.get_or_try_init(py, || py.import("time").map(Bound::unbind))?;
-        let secs: f64 = time.bind(py).getattr(intern!(py, "time"))?.call0()?.extract()?;
+        // Look `time.time` up in the module's dict on every call, so a replacement (freezegun) is
+        // seen; time-machine patches the builtin itself, which any reference sees.
+        let time = TIME_MODULE.get_or_try_init(py, || py.import("time").map(|m| m.dict().unbind()))?;
+        let Some(now_fn) = time.bind(py).get_item(intern!(py, "time"))? else {
+            return Ok(Now::system());
+        };
+        let secs: f64 = now_fn.call0()?.extract()?;
         Ok(Now::at(Timestamp::from_secs_f64(secs)))
     }
 }
@@ -117,14 +123,14 @@ impl PyCache {
         key_warner: Py<PyAny>,
         python_clock: bool,
     ) -> PyResult<Self> {
-        let mut prefix = Vec::new();
+        let mut prefix = KeyBuf::new();
         push_str_of(&mut prefix, key_prefix)?;
-        let mut default_version = Vec::new();
+        let mut default_version = KeyBuf::new();
         push_str_of(&mut default_version, version)?;
         Ok(Self {
             store: store_for(location),
-            prefix: prefix.into(),
-            version: default_version.into(),
+            prefix: prefix.as_bytes().into(),
+            version: default_version.as_bytes().into(),
             default_ttl: ttl_from_py(default_timeout)?,
             timeout_sentinel,
             limits: Limits {
@@ -185,7 +191,7 @@ impl PyCache {
         let py = key.py();
         let key = self.key(key, version)?;
         let value = encode(value, self.protocol)?;
-        let ttl = self.ttl(timeout)?;
+        let ttl = self.resolve_ttl(timeout)?;
         let now = self.now(py)?;
         // A refusal (TooLarge) is reported by the store's log; `set` returns None either way.
         let _ = self.store.with(|t| t.set(&key, value, ttl, &self.limits, &now));
@@ -203,7 +209,7 @@ impl PyCache {
         let py = key.py();
         let key = self.key(key, version)?;
         let value = encode(value, self.protocol)?;
-        let ttl = self.ttl(timeout)?;
+        let ttl = self.resolve_ttl(timeout)?;
         let now = self.now(py)?;
         Ok(self
             .store
@@ -221,7 +227,7 @@ impl PyCache {
         version: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         let py = data.py();
-        let ttl = self.ttl(timeout)?;
+        let ttl = self.resolve_ttl(timeout)?;
         let mut items = Vec::new();
         for item in data.call_method0(intern!(py, "items"))?.try_iter()? {
             let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item?.extract()?;
@@ -257,7 +263,7 @@ impl PyCache {
     fn touch(&self, key: &Bound<'_, PyAny>, timeout: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = key.py();
         let key = self.key(key, version)?;
-        let ttl = self.ttl(timeout)?;
+        let ttl = self.resolve_ttl(timeout)?;
         let now = self.now(py)?;
         Ok(self.store.with(|t| t.touch(&key, ttl, &now)))
     }
@@ -270,16 +276,49 @@ impl PyCache {
         Ok(self.store.with(|t| t.delete(&key, &now)))
     }
 
-    fn delete_many(&self, keys: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Remove every key given; how many live values were removed.
+    fn delete_many(&self, keys: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<usize> {
         let py = keys.py();
         let keys = self.keys(keys, version)?;
         let now = self.now(py)?;
-        self.store.with(|t| {
-            for (_, made) in &keys {
-                t.delete(made, &now);
-            }
-        });
-        Ok(())
+        Ok(self
+            .store
+            .with(|t| keys.iter().filter(|(_, made)| t.delete(made, &now)).count()))
+    }
+
+    /// Remove `key` only if it holds a `str` equal to `expected` (atomically); whether it did.
+    fn delete_if_equal(&self, key: &Bound<'_, PyAny>, expected: &str, version: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let now = self.now(py)?;
+        Ok(self.store.with(|t| {
+            t.delete_if(
+                &key,
+                &now,
+                |v| matches!(v, Value::Data(PyPayload::Str(s)) if &**s == expected),
+            )
+        }))
+    }
+
+    /// Seconds until `key` expires: `-1.0` if it never does, `-2.0` if there is no live value
+    /// (Redis's `TTL` conventions, which the face turns into django-redis's).
+    fn ttl(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let now = self.now(py)?;
+        let at = now.get();
+        Ok(match self.store.with(|t| t.deadline(&key, &now)) {
+            None => -2.0,
+            Some(Timestamp::NEVER) => -1.0,
+            Some(deadline) => (deadline.as_nanos() - at.as_nanos().min(deadline.as_nanos())) as f64 / 1e9,
+        })
+    }
+
+    /// The full keys (as made, `prefix:version:key`) of the live entries that start with `prefix`.
+    fn live_keys<'py>(&self, py: Python<'py>, prefix: &str) -> PyResult<Vec<Bound<'py, PyString>>> {
+        let now = self.now(py)?;
+        let keys = self.store.with(|t| t.live_keys(prefix.as_bytes(), &now));
+        keys.iter().map(|k| key_to_str(py, k)).collect()
     }
 
     fn has_key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
