@@ -440,3 +440,57 @@ def test_invalid_pickle_protocol_given_to_the_handle():
         native.incr("n", 10**30, None)
     assert native.get("n", None, None) == 5
     native.check_invariants()
+
+
+# The handle's extra calls (lock release, ttl, key listing).
+
+
+def test_extra_native_calls_with_bad_keys_and_arguments(cache):
+    native = cache._native
+    for call in (
+        lambda: native.delete_if_equal(RaisingStr(), "token", None),
+        lambda: native.ttl(RaisingStr(), None),
+        lambda: native.delete_if_equal("kept", "value", RaisingStr()),
+        lambda: native.ttl("kept", RaisingStr()),
+    ):
+        with pytest.raises(RuntimeError, match="str failed"):
+            call()
+    for call in (
+        lambda: native.delete_if_equal("kept", b"value", None),
+        lambda: native.delete_if_equal("kept", None, None),
+        lambda: native.live_keys(None),
+        lambda: native.live_keys(b":1:"),
+    ):
+        with pytest.raises(TypeError):
+            call()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheKeyWarning)
+        for call in (lambda: native.delete_if_equal("a b", "x", None), lambda: native.ttl("a b", None)):
+            with pytest.raises(CacheKeyWarning):
+                call()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda n: n.delete_if_equal("kept", "value", None),
+        lambda n: n.ttl("kept", None),
+        lambda n: n.live_keys(""),
+    ],
+    ids=["delete_if_equal", "ttl", "live_keys"],
+)
+def test_extra_native_calls_with_a_failing_clock(cache, monkeypatch, call):
+    monkeypatch.setattr(time, "time", _clock_raises)
+    with pytest.raises(OSError, match="clock unavailable"):
+        call(cache._native)
+    monkeypatch.undo()
+
+
+def test_live_keys_gives_back_odd_keys_as_python_spells_them(cache):
+    odd = ["a\udcff", "ключ", "", "k" * 10_000]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheKeyWarning)
+        for key in odd:
+            cache.set(key, 1)
+    listed = set(cache._native.live_keys(":1:"))
+    assert listed >= {f":1:{key}" for key in odd}
