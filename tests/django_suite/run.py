@@ -1,0 +1,173 @@
+"""Run Django's own cache test suite against RustCache.
+
+Usage: ``python tests/django_suite/run.py`` with the interpreter of the venv under test.
+
+1. Find the installed Django version and fetch its source distribution from the package index
+   (``pip download``) into ``.cache/django-suite/<version>/`` (gitignored); extract its ``tests/``
+   there, once.
+2. Write into the extracted suite:
+   - ``cache/test_rustcache.py``: ``BaseCacheTests`` on RustCache plus ports of the LocMem-only
+     tests (copied from ``rustcache_cases.py`` beside this file);
+   - ``cache/test_rustcache_rest.py``: Django's ``cache/tests.py`` with every LocMemCache
+     backend path replaced by RustCache (middleware, cache utils, i18n, template fragments,
+     the cache handler), less the exclusions below;
+   - ``rustcache_settings.py``: ``test_sqlite`` with the default cache a RustCache.
+3. Run Django's runner on each (``runtests.py``, one process, verbosity 2) and exit non-zero if
+   either failed. Every exclusion is listed, with its reason, in ``EXCLUSIONS.md`` beside this file.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import NoReturn
+
+import django
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+BACKEND = "django_rustcache.RustCache"
+LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
+
+# Classes of cache/tests.py left out of the RustCache copy: they test other backends, or LocMem
+# through its internals (reason for each in EXCLUSIONS.md).
+NOT_RUN = {
+    "DummyCacheTests": "tests DummyCache, not a LocMemCache stand-in",
+    "DBCacheTests": "tests DatabaseCache",
+    "DBCacheWithTimeZoneTests": "tests DatabaseCache",
+    "CreateCacheTableForDBCacheTests": "tests DatabaseCache",
+    "PyLibMCCacheTests": "tests memcached (pylibmc)",
+    "PyMemcacheCacheTests": "tests memcached (pymemcache)",
+    "RedisCacheTests": "tests RedisCache",
+    "FileBasedCacheTests": "tests FileBasedCache",
+    "FileBasedCachePathLibTests": "tests FileBasedCache",
+    "CustomCacheKeyValidationTests": "its backend (cache.liberal_backend) subclasses LocMemCache",
+    "CacheClosingTests": "its backend (cache.closeable_cache) subclasses LocMemCache",
+    "LocMemCacheTests": "its setUp swaps LocMem's _cache/_expire_info; run as RustCacheTests in test_rustcache",
+}
+# Single tests of the RustCache copy skipped, with the reason shown by the runner.
+SKIPPED = {
+    ("DefaultNonExpiringCacheKeyTests", "test_caches_with_unset_timeout_set_expiring_key"): (
+        "reads LocMem's _expire_info; ported as RustCacheDefaultTimeoutTests in test_rustcache"
+    ),
+    ("DefaultNonExpiringCacheKeyTests", "test_caches_set_with_timeout_as_none_set_non_expiring_key"): (
+        "reads LocMem's _expire_info; ported as RustCacheDefaultTimeoutTests in test_rustcache"
+    ),
+}
+
+SETTINGS = f"""\
+# Written by django-rustcache's tests/django_suite/run.py.
+from test_sqlite import *  # noqa: F403
+
+CACHES = {{"default": {{"BACKEND": {BACKEND!r}}}}}
+"""
+
+REST_TAIL = f"""
+
+# --- Appended by django-rustcache's tests/django_suite/run.py: exclusions (see EXCLUSIONS.md). ---
+import unittest as _unittest
+
+from django_rustcache import RustCache as _RustCache
+
+for _name in {sorted(NOT_RUN)!r}:
+    globals().pop(_name, None)
+for (_cls, _test), _reason in {SKIPPED!r}.items():
+    _owner = globals()[_cls]
+    setattr(_owner, _test, _unittest.skip(_reason)(getattr(_owner, _test)))
+
+
+class RustCacheInUseTests(SimpleTestCase):
+    def test_backends(self):
+        self.assertIsInstance(caches["default"], _RustCache)
+        for _name, _obj in list(globals().items()):
+            _overridden = (getattr(_obj, "_overridden_settings", None) or {{}}) if isinstance(_obj, type) else {{}}
+            _caches = _overridden.get("CACHES")
+            if _caches:
+                with self.subTest(test_case=_name):
+                    self.assertEqual({{p["BACKEND"] for p in _caches.values()}}, {{{BACKEND!r}}})
+"""
+
+
+def fail(message: str) -> NoReturn:
+    print(f"django_suite: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def write(path: Path, text: str) -> None:
+    """Replace ``path`` atomically, so concurrent runs never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def fetch_suite(version: str) -> Path:
+    """The extracted ``tests/`` folder of Django ``version``'s sdist, downloaded if need be."""
+    root = REPO / ".cache" / "django-suite" / version
+    suite = root / "tests"
+    if (suite / ".complete").exists():
+        return suite
+    root.mkdir(parents=True, exist_ok=True)
+    sdists = glob.glob(str(root / "*.tar.gz"))
+    if not sdists:
+        print(f"django_suite: downloading the Django {version} source distribution", flush=True)
+        command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps"]
+        command += ["--no-binary", ":all:", f"Django=={version}", "-d", str(root)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        sdists = glob.glob(str(root / "*.tar.gz"))
+        if done.returncode or not sdists:
+            fail(f"could not download Django=={version}'s sdist:\n{done.stdout}{done.stderr}")
+    with tempfile.TemporaryDirectory(dir=root) as scratch, tarfile.open(sdists[0]) as archive:
+        top = archive.getnames()[0].split("/")[0]
+        members = [m for m in archive.getmembers() if m.name.startswith(f"{top}/tests/")]
+        if not members:
+            fail(f"{sdists[0]} has no tests/ folder")
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(scratch, members=members, filter="data")
+        else:  # pragma: no cover - Python without PEP 706
+            archive.extractall(scratch, members=members)
+        (Path(scratch) / top / "tests" / ".complete").touch()
+        try:
+            os.rename(Path(scratch) / top / "tests", suite)
+        except OSError:
+            if not (suite / ".complete").exists():  # not a concurrent run that got there first
+                shutil.rmtree(suite, ignore_errors=True)
+                os.rename(Path(scratch) / top / "tests", suite)
+    return suite
+
+
+def prepare(suite: Path) -> None:
+    """Write the RustCache test modules and settings into the extracted suite."""
+    source = (suite / "cache" / "tests.py").read_text(encoding="utf-8")
+    if LOCMEM not in source:
+        fail(f"{LOCMEM} no longer appears in cache/tests.py: revisit run.py")
+    write(suite / "cache" / "test_rustcache.py", (HERE / "rustcache_cases.py").read_text(encoding="utf-8"))
+    write(suite / "cache" / "test_rustcache_rest.py", source.replace(LOCMEM, BACKEND) + REST_TAIL)
+    write(suite / "rustcache_settings.py", SETTINGS)
+
+
+def runtests(suite: Path, label: str, settings: str) -> int:
+    command = [sys.executable, "runtests.py", label, f"--settings={settings}", "--parallel=1", "-v", "2"]
+    print(f"django_suite: {' '.join(command)}  (in {suite})", flush=True)
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}}
+    return subprocess.run(command, cwd=suite, env=env, check=False).returncode
+
+
+def main() -> int:
+    version = django.__version__
+    print(f"django_suite: Django {version} from {Path(django.__file__).parent}", flush=True)
+    suite = fetch_suite(version)
+    prepare(suite)
+    codes = [
+        runtests(suite, "cache.test_rustcache", "test_sqlite"),
+        runtests(suite, "cache.test_rustcache_rest", "rustcache_settings"),
+    ]
+    print(f"django_suite: runtests exit codes {codes}", flush=True)
+    return max(codes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
