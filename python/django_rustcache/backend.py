@@ -19,6 +19,7 @@ from django.core.cache.backends.base import (
 )
 
 from . import _core
+from .extras import ExtrasMixin
 from .options import parse_options
 
 
@@ -47,7 +48,7 @@ class _HandleSetting:
             instance._build_native()
 
 
-class RustCache(BaseCache):
+class RustCache(ExtrasMixin, BaseCache):
     """A process-local cache, shared by every instance with the same ``LOCATION``, with
     ``LocMemCache``'s semantics."""
 

@@ -18,6 +18,7 @@ class Options:
     max_bytes: int | None
     clock: str
     eviction: str
+    single_flight: bool
 
 
 def _int_option(name: str, value: Any, *, low: int, high: int | None = None) -> int:
@@ -35,9 +36,15 @@ def _choice_option(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _bool_option(name: str, value: Any) -> bool:
+    if type(value) is not bool:
+        raise ImproperlyConfigured(f"RustCache OPTIONS[{name!r}] must be True or False, not {value!r}.")
+    return value
+
+
 def parse_options(options: dict[str, Any]) -> Options:
     """Validate the ``OPTIONS`` dict of a ``RustCache`` alias."""
-    known = DJANGO_OPTIONS | {"PICKLE_PROTOCOL", "MAX_BYTES", "CLOCK", "EVICTION"}
+    known = DJANGO_OPTIONS | {"PICKLE_PROTOCOL", "MAX_BYTES", "CLOCK", "EVICTION", "SINGLE_FLIGHT"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ImproperlyConfigured(
@@ -54,4 +61,5 @@ def parse_options(options: dict[str, Any]) -> Options:
         max_bytes=max_bytes,
         clock=_choice_option("CLOCK", options.get("CLOCK", "python"), CLOCKS),
         eviction=_choice_option("EVICTION", options.get("EVICTION", "lru"), EVICTION_POLICIES),
+        single_flight=_bool_option("SINGLE_FLIGHT", options.get("SINGLE_FLIGHT", False)),
     )

@@ -1,0 +1,335 @@
+"""``cache.lock()`` and ``cache.alock()``: redis-py's ``Lock`` API on a RustCache entry.
+
+The lock *is* a cache entry, as with django-redis: ``add`` of a random token under the lock's key, with
+the lock's ``timeout`` as the entry's, so a holder that dies or forgets cannot block the others past
+``timeout``; ``release`` removes the entry only if it still holds this holder's token
+(``delete_if_equal``, one atomic step in the store).
+
+Waiting is fair to the threads (and asyncio tasks) of the process: each lock name keeps a FIFO of its
+waiters, each waiting on a primitive of its own (a ``threading.Event``, whose wait releases the GIL, or an
+``asyncio.Event`` woken through its loop). A newcomer that finds waiters queues behind them instead of
+barging in; only the head of the queue tries the store. ``release`` wakes the head at once; an entry that
+expires (or is deleted by ``clear()``) is noticed by the head, which polls every ``sleep`` seconds.
+"""
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+# freezegun replaces ``time.monotonic`` (and every module attribute bound to it) while it freezes time;
+# a frozen clock would make ``blocking_timeout`` wait forever. A dict entry is out of its reach.
+_CLOCK = {"monotonic": time.monotonic}
+
+
+def _now() -> float:
+    return _CLOCK["monotonic"]()
+
+
+class LockError(Exception):
+    """A lock could not be acquired, released or extended (redis-py's ``LockError``)."""
+
+
+class LockNotOwnedError(LockError):
+    """The lock is no longer held by this holder: it expired, or another holder has it now."""
+
+
+class _ThreadWaiter:
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def wake(self) -> None:
+        self.event.set()
+
+
+class _TaskWaiter:
+    __slots__ = ("event", "loop")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: its task is not waiting any more
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+# (LOCATION, full key) -> waiters, head first. A name is present only while it has waiters.
+_mutex = threading.Lock()
+_queues: dict[tuple[str, str], deque] = {}
+
+
+def _contended(name: tuple[str, str]) -> bool:
+    with _mutex:
+        return name in _queues
+
+
+def _enqueue(name: tuple[str, str], waiter: Any) -> None:
+    with _mutex:
+        _queues.setdefault(name, deque()).append(waiter)
+
+
+def _is_head(name: tuple[str, str], waiter: Any) -> bool:
+    with _mutex:
+        return _queues[name][0] is waiter
+
+
+def _leave(name: tuple[str, str], waiter: Any) -> None:
+    """Take `waiter` out of the queue; if it was the head, the next waiter becomes head and is woken."""
+    with _mutex:
+        queue = _queues[name]
+        was_head = queue[0] is waiter
+        queue.remove(waiter)
+        head = queue[0] if queue else None
+        if head is None:
+            del _queues[name]
+    if was_head and head is not None:
+        head.wake()
+
+
+def _wake_head(name: tuple[str, str]) -> None:
+    with _mutex:
+        queue = _queues.get(name)
+        head = queue[0] if queue else None
+    if head is not None:
+        head.wake()
+
+
+class _TokenLocal(threading.local):
+    token: str | None = None
+
+
+class _TokenShared:
+    token: str | None = None
+
+
+class _LockBase:
+    def __init__(
+        self,
+        cache: Any,
+        name: Any,
+        version: int | None = None,
+        timeout: float | None = None,
+        sleep: float = 0.1,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+        thread_local: bool = True,
+    ) -> None:
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"A lock's timeout must be a positive number of seconds or None, not {timeout!r}.")
+        if timeout is not None and sleep > timeout:
+            raise LockError("'sleep' must be less than 'timeout'")
+        self.cache = cache
+        self.name = name
+        self.version = version
+        self.timeout = timeout
+        self.sleep = sleep
+        self.blocking = blocking
+        self.blocking_timeout = blocking_timeout
+        self.thread_local = thread_local
+        self.local = _TokenLocal() if thread_local else _TokenShared()
+        # The key as the native handle wants it, and the name of the wait queue (one per entry).
+        self._key = cache.make_and_validate_key(name, version=version) if cache._verbatim else name
+        self._queue = (cache._location, cache.make_key(name, version=version))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} of {self.cache._location!r}>"
+
+    # One native call each: these never wait, so they serve the sync and async locks alike.
+
+    def _try(self, token: str) -> bool:
+        return self.cache._native.add(self._key, token, self.timeout, self.version)
+
+    def _locked(self) -> bool:
+        return self.cache._native.has_key(self._key, self.version)
+
+    def _owned(self) -> bool:
+        token = self.local.token
+        return token is not None and self.cache._native.get(self._key, None, self.version) == token
+
+    def _release(self) -> None:
+        token = self.local.token
+        if token is None:
+            raise LockError("Cannot release an unlocked lock")
+        self.local.token = None
+        try:
+            if not self.cache._native.delete_if_equal(self._key, token, self.version):
+                raise LockNotOwnedError("Cannot release a lock that's no longer owned")
+        finally:
+            _wake_head(self._queue)
+
+    def _extend(self, additional_time: float, replace_ttl: bool) -> bool:
+        # Not atomic: between the ownership check and the new timeout, the entry could expire and be
+        # taken by another holder, whose lock this would then extend. Keep `timeout` well above the work.
+        if self.local.token is None:
+            raise LockError("Cannot extend an unlocked lock")
+        if self.timeout is None:
+            raise LockError("Cannot extend a lock with no timeout")
+        if not self._owned():
+            raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
+        native = self.cache._native
+        left = 0.0 if replace_ttl else max(native.ttl(self._key, self.version), 0.0)
+        native.touch(self._key, left + additional_time, self.version)
+        return True
+
+    def _reacquire(self) -> bool:
+        if self.local.token is None:
+            raise LockError("Cannot reacquire an unlocked lock")
+        if self.timeout is None:
+            raise LockError("Cannot reacquire a lock with no timeout")
+        if not self._owned():
+            raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
+        self.cache._native.touch(self._key, self.timeout, self.version)
+        return True
+
+    def _start(self, token: Any, blocking: bool | None, blocking_timeout: float | None, sleep: float | None):
+        """The settings of one `acquire`; and True if it got the lock without waiting."""
+        token = uuid.uuid4().hex if token is None else str(token)
+        blocking = self.blocking if blocking is None else blocking
+        blocking_timeout = self.blocking_timeout if blocking_timeout is None else blocking_timeout
+        sleep = self.sleep if sleep is None else sleep
+        deadline = None if blocking_timeout is None else _now() + blocking_timeout
+        # With waiters queued, a newcomer queues behind them rather than barging in.
+        got = not _contended(self._queue) and self._try(token)
+        if got:
+            self.local.token = token
+        return got, token, blocking, deadline, sleep
+
+    def _wait_for(self, head: bool, deadline: float | None, sleep: float) -> float | None:
+        """How long to wait this round (None: until woken); raises TimeoutError when the time is up."""
+        wait = sleep if head else None
+        if deadline is not None:
+            remaining = deadline - _now()
+            if remaining <= 0:
+                raise TimeoutError
+            wait = remaining if wait is None else min(wait, remaining)
+        return wait
+
+
+class Lock(_LockBase):
+    """redis-py's ``Lock`` on a RustCache entry: ``acquire()``, ``release()``, ``with cache.lock(...)``,
+    ``locked()``, ``owned()``, ``extend()``, ``reacquire()``."""
+
+    def acquire(
+        self,
+        sleep: float | None = None,
+        blocking: bool | None = None,
+        blocking_timeout: float | None = None,
+        token: Any = None,
+    ) -> bool:
+        """Take the lock; whether it was taken. Non-blocking, it tries once (and fails if threads of
+        this process are already queued); blocking, it waits in line, up to `blocking_timeout` seconds."""
+        got, token, blocking, deadline, sleep = self._start(token, blocking, blocking_timeout, sleep)
+        if got:
+            return True
+        if not blocking:
+            return False
+        waiter = _ThreadWaiter()
+        _enqueue(self._queue, waiter)
+        try:
+            while True:
+                # Clear before looking: a wake that comes after the look is kept for the wait below.
+                waiter.event.clear()
+                head = _is_head(self._queue, waiter)
+                if head and self._try(token):
+                    self.local.token = token
+                    return True
+                try:
+                    wait = self._wait_for(head, deadline, sleep)
+                except TimeoutError:
+                    return False
+                waiter.event.wait(wait)
+        finally:
+            _leave(self._queue, waiter)
+
+    def release(self) -> None:
+        """Give the lock up; raises `LockNotOwnedError` if it expired and was taken meanwhile."""
+        self._release()
+
+    def locked(self) -> bool:
+        """Whether anyone holds the lock."""
+        return self._locked()
+
+    def owned(self) -> bool:
+        """Whether this holder (this thread, with ``thread_local``) holds the lock."""
+        return self._owned()
+
+    def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        """Add `additional_time` seconds to the lock's time left (or set it, with `replace_ttl`)."""
+        return self._extend(additional_time, replace_ttl)
+
+    def reacquire(self) -> bool:
+        """Reset the lock's time left to its `timeout`."""
+        return self._reacquire()
+
+    def __enter__(self) -> "Lock":
+        if self.acquire():
+            return self
+        raise LockError("Unable to acquire lock within the time specified")
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
+
+class AsyncLock(_LockBase):
+    """The same lock for asyncio code: its methods are coroutines and waiting never blocks the loop.
+    ``async with cache.alock("k"):``, or ``lock = cache.alock("k"); await lock.acquire()``."""
+
+    async def acquire(
+        self,
+        sleep: float | None = None,
+        blocking: bool | None = None,
+        blocking_timeout: float | None = None,
+        token: Any = None,
+    ) -> bool:
+        """As `Lock.acquire`, waiting without blocking the event loop."""
+        got, token, blocking, deadline, sleep = self._start(token, blocking, blocking_timeout, sleep)
+        if got:
+            return True
+        if not blocking:
+            return False
+        waiter = _TaskWaiter()
+        _enqueue(self._queue, waiter)
+        try:
+            while True:
+                waiter.event.clear()
+                head = _is_head(self._queue, waiter)
+                if head and self._try(token):
+                    self.local.token = token
+                    return True
+                try:
+                    wait = self._wait_for(head, deadline, sleep)
+                except TimeoutError:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.event.wait(), wait)
+        finally:
+            _leave(self._queue, waiter)
+
+    async def release(self) -> None:
+        self._release()
+
+    async def locked(self) -> bool:
+        return self._locked()
+
+    async def owned(self) -> bool:
+        return self._owned()
+
+    async def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        return self._extend(additional_time, replace_ttl)
+
+    async def reacquire(self) -> bool:
+        return self._reacquire()
+
+    async def __aenter__(self) -> "AsyncLock":
+        if await self.acquire():
+            return self
+        raise LockError("Unable to acquire lock within the time specified")
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._release()
