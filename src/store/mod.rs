@@ -4,16 +4,19 @@
 //! checked against a [`Now`] the caller supplies, and counters. Limits come with every write
 //! ([`Limits`]), because in Django they belong to the backend instance, not to the data.
 
+mod adaptive;
 mod clock;
 mod entry;
 mod errors;
 mod limits;
 mod lru;
+mod sketch;
 mod stats;
 #[allow(clippy::module_inception)]
 mod store;
 mod table;
 
+pub use adaptive::{AdaptivePolicy, Tuning};
 pub use clock::{system_time, Now, Timestamp, Ttl};
 pub use entry::{entry_bytes, Value, Weigh, ENTRY_OVERHEAD};
 pub use errors::StoreError;

@@ -1,0 +1,143 @@
+//! A count-min frequency sketch with 4-bit counters and periodic aging: the `TinyLFU` estimate of how often a
+//! key was requested recently, in a few bytes per cache entry.
+//!
+//! Each `u64` word holds sixteen 4-bit counters. A key owns four counters, each in a different word chosen
+//! by its own hash, and its estimate is the smallest of the four. After `sample_size` counted events every
+//! counter is halved, so old popularity fades and the sketch follows a changing workload.
+
+/// Mixes a 32-bit key hash into four word indexes and a nibble group.
+const SEEDS: [u64; 4] = [
+    0xc3a5_c85c_97cb_3127,
+    0xb492_b66f_be98_f273,
+    0x9ae1_6a3b_2f90_404f,
+    0xcbf2_9ce4_8422_2325,
+];
+
+/// The smallest table, in words (16 counters each), whatever the capacity.
+const MIN_WORDS: usize = 16;
+
+#[derive(Debug, Clone)]
+pub(crate) struct FrequencySketch {
+    table: Vec<u64>,
+    /// `table.len() - 1`; the length is a power of two.
+    mask: usize,
+    /// Counted increments since the last halving.
+    additions: usize,
+    /// Increments between two halvings.
+    sample_size: usize,
+}
+
+impl FrequencySketch {
+    /// A sketch for about `entries` cache entries (one word per entry, rounded up to a power of two) that
+    /// halves its counters every `period` × `entries` counted increments.
+    pub(crate) fn new(entries: usize, period: f64) -> Self {
+        let entries = entries.max(MIN_WORDS);
+        let words = entries.checked_next_power_of_two().unwrap_or(1 << 30).min(1 << 30);
+        Self {
+            table: vec![0; words],
+            mask: words - 1,
+            additions: 0,
+            sample_size: ((entries as f64 * period) as usize).max(MIN_WORDS),
+        }
+    }
+
+    /// How many entries this sketch was sized for (its word count).
+    pub(crate) fn words(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The four (word index, bit shift) pairs of a key.
+    #[inline]
+    fn cells(&self, hash: u32) -> [(usize, u32); 4] {
+        let h = u64::from(hash);
+        // Which of the four nibble groups of each word this key uses.
+        let group = ((h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 62) as u32) << 2;
+        let mut out = [(0usize, 0u32); 4];
+        for (i, seed) in SEEDS.iter().enumerate() {
+            let mut x = h.wrapping_add(*seed).wrapping_mul(*seed);
+            x ^= x >> 32;
+            out[i] = ((x as usize) & self.mask, (group + i as u32) << 2);
+        }
+        out
+    }
+
+    /// The estimated recent frequency of `hash`, 0 to 15.
+    #[inline]
+    pub(crate) fn frequency(&self, hash: u32) -> u8 {
+        let mut min = 15u64;
+        for (index, shift) in self.cells(hash) {
+            min = min.min((self.table[index] >> shift) & 0xf);
+        }
+        min as u8
+    }
+
+    /// Count one request for `hash` (each of its counters below 15 goes up by one), aging if due.
+    #[inline]
+    pub(crate) fn increment(&mut self, hash: u32) {
+        let mut added = false;
+        for (index, shift) in self.cells(hash) {
+            let word = &mut self.table[index];
+            if (*word >> shift) & 0xf < 15 {
+                *word += 1 << shift;
+                added = true;
+            }
+        }
+        if added {
+            self.additions += 1;
+            if self.additions >= self.sample_size {
+                self.age();
+            }
+        }
+    }
+
+    /// Halve every counter.
+    fn age(&mut self) {
+        for word in &mut self.table {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
+        self.additions /= 2;
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.table.fill(0);
+        self.additions = 0;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::FrequencySketch;
+
+    #[test]
+    fn counts_saturate_at_fifteen() {
+        let mut sketch = FrequencySketch::new(1024, 10.0);
+        for _ in 0..40 {
+            sketch.increment(7);
+        }
+        assert_eq!(sketch.frequency(7), 15);
+        assert!(sketch.frequency(8) < 15);
+    }
+
+    #[test]
+    fn aging_halves_counts() {
+        let mut sketch = FrequencySketch::new(16, 10.0);
+        for _ in 0..8 {
+            sketch.increment(1);
+        }
+        assert_eq!(sketch.frequency(1), 8);
+        // 160 increments to distinct keys trigger one halving.
+        for k in 1000..1200 {
+            sketch.increment(k);
+        }
+        assert!(sketch.frequency(1) <= 5, "{}", sketch.frequency(1));
+    }
+
+    #[test]
+    fn clear_forgets() {
+        let mut sketch = FrequencySketch::new(64, 10.0);
+        sketch.increment(3);
+        sketch.clear();
+        assert_eq!(sketch.frequency(3), 0);
+    }
+}
