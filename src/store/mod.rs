@@ -26,4 +26,6 @@ pub use store::Store;
 pub use table::{Sink, Table};
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
