@@ -214,7 +214,6 @@ def test_async_waiter_does_not_block_the_loop(sf_cache):
     assert len(calls) == 1
 
 
-@pytest.mark.xfail(reason="RustCache.aget_or_set (backend.py) shadows ExtrasMixin.aget_or_set and blocks the loop")
 def test_cache_aget_or_set_does_not_block_the_loop(sf_cache):
     value, _, _ = run_async_waiter(sf_cache, sf_cache.aget_or_set)
     assert value == "from-thread"

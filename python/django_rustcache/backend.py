@@ -30,6 +30,11 @@ def _warn_about_key(key: str) -> None:
         warnings.warn(warning, CacheKeyWarning, stacklevel=3)
 
 
+def _clamp_i64(n: int) -> int:
+    """Django's limits are any int; past 64 bits they mean the same as the nearest 64-bit one."""
+    return max(-(2**63), min(n, 2**63 - 1))
+
+
 class _HandleSetting:
     """An instance setting the native handle was built from: assigning it rebuilds the handle, so
     ``cache._max_entries = -1`` (as Django's test suite does) takes effect at once."""
@@ -83,8 +88,8 @@ class RustCache(ExtrasMixin, BaseCache):
             version=self.version,
             default_timeout=self.default_timeout,
             timeout_sentinel=DEFAULT_TIMEOUT,
-            max_entries=self._max_entries,
-            cull_frequency=self._cull_frequency,
+            max_entries=_clamp_i64(self._max_entries),
+            cull_frequency=_clamp_i64(self._cull_frequency),
             max_bytes=self._options.max_bytes,
             pickle_protocol=self.pickle_protocol,
             make_keys=not self._verbatim,
@@ -176,9 +181,6 @@ class RustCache(ExtrasMixin, BaseCache):
 
     async def aget_many(self, keys, version=None):
         return self.get_many(keys, version)
-
-    async def aget_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
-        return self.get_or_set(key, default, timeout, version)
 
     async def ahas_key(self, key, version=None):
         return self.has_key(key, version)

@@ -238,7 +238,7 @@ class ExtrasMixin:
     ) -> Any:
         """As `get_or_set`; a single-flight waiter awaits without blocking the event loop."""
         if not self._options.single_flight or not callable(default):
-            return super().get_or_set(key, default, timeout=timeout, version=version)
+            return self.get_or_set(key, default, timeout=timeout, version=version)
         value = self.get(key, _MISSING, version=version)
         if value is not _MISSING:
             return value

@@ -1,6 +1,7 @@
 //! The one place store errors become Python exceptions, as Django's own backends raise them.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 
 use super::keys::key_to_str;
@@ -9,8 +10,10 @@ use crate::store::StoreError;
 /// `incr` on a missing key: `ValueError("Key ':1:k' not found")`, `LocMemCache`'s text (with the
 /// made key).
 pub(crate) fn key_not_found(py: Python<'_>, key: &[u8]) -> PyErr {
-    match key_to_str(py, key) {
-        Ok(k) => PyValueError::new_err(format!("Key '{k}' not found")),
+    // Formatted by Python, so a key with lone surrogates is shown as it is.
+    let message = key_to_str(py, key).and_then(|k| intern!(py, "Key '{}' not found").call_method1("format", (k,)));
+    match message {
+        Ok(message) => PyValueError::new_err(message.unbind()),
         Err(err) => err,
     }
 }

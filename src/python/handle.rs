@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
 use super::errors;
-use super::keys::{key_to_str, needs_warning, push_str_of, KeyBuf};
+use super::keys::{key_to_str, needs_warning, push_str_of};
 use super::payload::{decode_in_lock, encode, Decoded, PyPayload};
 use super::registry::{store_for, SharedStore};
 use super::timeout::ttl_from_py;
@@ -42,8 +42,8 @@ pub struct PyCache {
 }
 
 impl PyCache {
-    fn key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<KeyBuf> {
-        let mut buf = KeyBuf::new();
+    fn key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+        let mut buf = Vec::with_capacity(self.prefix.len() + self.version.len() + 32);
         if !self.make_keys {
             push_str_of(&mut buf, key)?;
             return Ok(buf);
@@ -68,7 +68,7 @@ impl PyCache {
         &self,
         keys: &Bound<'py, PyAny>,
         version: &Bound<'py, PyAny>,
-    ) -> PyResult<Vec<(Bound<'py, PyAny>, KeyBuf)>> {
+    ) -> PyResult<Vec<(Bound<'py, PyAny>, Vec<u8>)>> {
         keys.try_iter()?
             .map(|key| {
                 let key = key?;
@@ -97,7 +97,7 @@ impl PyCache {
             return Ok(Now::system());
         };
         let secs: f64 = now_fn.call0()?.extract()?;
-        Ok(Now::at(Timestamp::from_secs_f64(secs)))
+        Ok(Now::at_secs(secs))
     }
 }
 
@@ -123,14 +123,14 @@ impl PyCache {
         key_warner: Py<PyAny>,
         python_clock: bool,
     ) -> PyResult<Self> {
-        let mut prefix = KeyBuf::new();
+        let mut prefix = Vec::new();
         push_str_of(&mut prefix, key_prefix)?;
-        let mut default_version = KeyBuf::new();
+        let mut default_version = Vec::new();
         push_str_of(&mut default_version, version)?;
         Ok(Self {
             store: store_for(location),
-            prefix: prefix.as_bytes().into(),
-            version: default_version.as_bytes().into(),
+            prefix: prefix.into(),
+            version: default_version.into(),
             default_ttl: ttl_from_py(default_timeout)?,
             timeout_sentinel,
             limits: Limits {
@@ -263,8 +263,16 @@ impl PyCache {
     fn touch(&self, key: &Bound<'_, PyAny>, timeout: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = key.py();
         let key = self.key(key, version)?;
-        let ttl = self.resolve_ttl(timeout)?;
         let now = self.now(py)?;
+        let ttl = match self.resolve_ttl(timeout) {
+            Ok(ttl) => ttl,
+            // `LocMemCache.touch` looks at the timeout only if the key is there.
+            Err(err) if !self.store.with(|t| t.contains(&key, &now)) => {
+                drop(err);
+                return Ok(false);
+            }
+            Err(err) => return Err(err),
+        };
         Ok(self.store.with(|t| t.touch(&key, ttl, &now)))
     }
 
@@ -391,6 +399,11 @@ impl PyCache {
         stats.set_item("cull_frequency", self.limits.cull_frequency)?;
         stats.set_item("max_bytes", self.limits.max_bytes)?;
         Ok(stats)
+    }
+
+    /// The hash the store gives `key` (its seed is random per process and per LOCATION).
+    fn _hash_key(&self, key: &[u8]) -> u64 {
+        self.store.with(|t| t.hash_of(key))
     }
 
     /// Check the store's internal invariants; raises `AssertionError` naming the broken one.

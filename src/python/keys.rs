@@ -14,57 +14,8 @@ use pyo3::types::{PyBytes, PyInt, PyString};
 /// Memcached's key limit, in characters (Django's `MEMCACHE_MAX_KEY_LENGTH`).
 const MEMCACHE_MAX_KEY_LENGTH: usize = 250;
 
-/// Bytes kept on the stack while a key is made: Django keys are short (memcached allows 250
-/// characters), so nearly every key avoids a heap allocation (~100 instructions a call).
-const INLINE_KEY: usize = 256;
-
-/// A key being made: on the stack up to `INLINE_KEY` bytes, on the heap beyond.
-pub(crate) struct KeyBuf {
-    inline: [u8; INLINE_KEY],
-    len: usize,
-    spilled: Vec<u8>,
-}
-
-impl KeyBuf {
-    pub(crate) fn new() -> Self {
-        Self { inline: [0; INLINE_KEY], len: 0, spilled: Vec::new() }
-    }
-
-    pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
-        if self.spilled.is_empty() && self.len + bytes.len() <= INLINE_KEY {
-            self.inline[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-        } else {
-            if self.spilled.is_empty() {
-                self.spilled.extend_from_slice(&self.inline[..self.len]);
-            }
-            self.spilled.extend_from_slice(bytes);
-        }
-    }
-
-    pub(crate) fn push(&mut self, byte: u8) {
-        self.extend_from_slice(&[byte]);
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        if self.spilled.is_empty() {
-            &self.inline[..self.len]
-        } else {
-            &self.spilled
-        }
-    }
-}
-
-impl std::ops::Deref for KeyBuf {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
 /// Append the bytes of `str(obj)` (`"%s" % obj`) to `buf`.
-pub(crate) fn push_str_of(buf: &mut KeyBuf, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(crate) fn push_str_of(buf: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
     if let Ok(s) = obj.cast_exact::<PyString>() {
         return push_py_str(buf, s);
     }
@@ -79,7 +30,7 @@ pub(crate) fn push_str_of(buf: &mut KeyBuf, obj: &Bound<'_, PyAny>) -> PyResult<
     push_py_str(buf, &obj.str()?)
 }
 
-fn push_py_str(buf: &mut KeyBuf, s: &Bound<'_, PyString>) -> PyResult<()> {
+fn push_py_str(buf: &mut Vec<u8>, s: &Bound<'_, PyString>) -> PyResult<()> {
     match s.to_str() {
         Ok(text) => buf.extend_from_slice(text.as_bytes()),
         Err(_) => {
@@ -124,18 +75,6 @@ fn char_count(key: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_buffer_spills_to_the_heap_intact() {
-        let mut buf = KeyBuf::new();
-        buf.extend_from_slice(b"prefix:1:");
-        for _ in 0..100 {
-            buf.extend_from_slice(b"abc");
-        }
-        buf.push(b'!');
-        let expected = [b"prefix:1:".to_vec(), b"abc".repeat(100), b"!".to_vec()].concat();
-        assert_eq!(buf.as_bytes(), expected.as_slice());
-    }
 
     #[test]
     fn warns_like_django() {

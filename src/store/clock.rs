@@ -62,16 +62,27 @@ impl Timestamp {
 }
 
 /// The current time for one operation, read at most once.
+///
+/// A time given as float seconds (Python's `time.time()`) is kept as given, so deadlines are computed
+/// as `LocMemCache` computes them (`time.time() + timeout` in floats) and agree with it to the
+/// boundary.
 #[derive(Debug)]
 pub struct Now {
-    fixed: Cell<Option<Timestamp>>,
+    fixed: Cell<Option<(Timestamp, f64)>>,
 }
 
 impl Now {
     /// A time chosen by the caller.
     pub fn at(ts: Timestamp) -> Self {
         Self {
-            fixed: Cell::new(Some(ts)),
+            fixed: Cell::new(Some((ts, ts.as_secs_f64()))),
+        }
+    }
+
+    /// A time given as float seconds since the epoch.
+    pub fn at_secs(secs: f64) -> Self {
+        Self {
+            fixed: Cell::new(Some((Timestamp::from_secs_f64(secs), secs))),
         }
     }
 
@@ -81,13 +92,22 @@ impl Now {
         Self { fixed: Cell::new(None) }
     }
 
-    pub fn get(&self) -> Timestamp {
-        if let Some(ts) = self.fixed.get() {
-            return ts;
+    fn read(&self) -> (Timestamp, f64) {
+        if let Some(both) = self.fixed.get() {
+            return both;
         }
         let ts = system_time();
-        self.fixed.set(Some(ts));
-        ts
+        let both = (ts, ts.as_secs_f64());
+        self.fixed.set(Some(both));
+        both
+    }
+
+    pub fn get(&self) -> Timestamp {
+        self.read().0
+    }
+
+    pub fn secs(&self) -> f64 {
+        self.read().1
     }
 }
 
@@ -113,9 +133,11 @@ impl Ttl {
         match self {
             Self::Forever => Some(Timestamp::NEVER),
             Self::Seconds(secs) if secs <= 0.0 => None,
+            Self::Seconds(secs) if secs.is_nan() => Some(Timestamp::NEVER),
             Self::Seconds(secs) => {
                 let at = now.get();
-                let deadline = at.after_secs(secs);
+                // `time.time() + timeout` in floats, as LocMemCache computes it.
+                let deadline = Timestamp::from_secs_f64(now.secs() + secs);
                 // A timeout so small that it rounds to no time at all is dead on arrival, as
                 // `exp <= time.time()` would find it.
                 (deadline > at).then_some(deadline)

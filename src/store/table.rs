@@ -26,6 +26,11 @@ use super::stats::{Counters, Snapshot};
 /// bounded number of writes, without a background thread.
 const SWEEP_STEP: usize = 4;
 
+/// A full scan for expired entries when room is needed runs at most once per `len / RECLAIM_EVERY`
+/// writes, so a cache kept at its byte budget with every entry expiring pays O(1) per write, not
+/// O(entries).
+const RECLAIM_EVERY: usize = 8;
+
 /// What an operation removed or wants said, handed out of the lock to be dropped and logged.
 #[derive(Debug)]
 pub struct Sink<P> {
@@ -63,6 +68,10 @@ pub struct Table<P> {
     order: LruList,
     bytes: usize,
     with_deadline: usize,
+    /// No entry expires before this: a lower bound on every deadline set since the last full scan,
+    /// which lets most calls to `reclaim_expired` return at once.
+    earliest_deadline: Timestamp,
+    writes_since_reclaim: usize,
     sweep_cursor: usize,
     next_cas: u64,
     counters: Counters,
@@ -80,6 +89,8 @@ impl<P> Default for Table<P> {
             order: LruList::default(),
             bytes: 0,
             with_deadline: 0,
+            earliest_deadline: Timestamp::NEVER,
+            writes_since_reclaim: 0,
             sweep_cursor: 0,
             next_cas: 1,
             counters: Counters::default(),
@@ -240,6 +251,8 @@ impl<P: Weigh> Table<P> {
     fn upsert(&mut self, key: &[u8], value: Value<P>, deadline: Timestamp, bytes: usize) -> u32 {
         let cas = self.take_cas();
         let has_deadline = deadline != Timestamp::NEVER;
+        self.earliest_deadline = self.earliest_deadline.min(deadline);
+        self.writes_since_reclaim += 1;
         if let Some(&slot) = self.map.get(key) {
             if let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
                 let old_value = std::mem::replace(&mut entry.value, value);
@@ -304,7 +317,7 @@ impl<P: Weigh> Table<P> {
         if self.bytes <= max_bytes {
             return;
         }
-        self.reclaim_expired(now);
+        self.reclaim_expired_amortised(now);
         while self.bytes > max_bytes {
             let Some(slot) = self.order.back() else { break };
             if slot == keep {
@@ -314,17 +327,36 @@ impl<P: Weigh> Table<P> {
         }
     }
 
-    /// Remove every expired entry. O(slots); called when room is needed, which is amortised over
-    /// the writes that filled the room.
+    /// Remove every expired entry. O(slots), but skipped while nothing can have expired yet; called
+    /// when a cull is due, which is amortised over the writes that filled the room.
     fn reclaim_expired(&mut self, now: &Now) {
         if self.with_deadline == 0 {
             return;
         }
         let at = now.get();
+        if at < self.earliest_deadline {
+            return;
+        }
+        let mut earliest = Timestamp::NEVER;
         for slot in 0..self.slots.len() {
-            if self.slots[slot].as_ref().is_some_and(|e| e.is_expired(at)) {
+            let Some(entry) = self.slots[slot].as_ref() else {
+                continue;
+            };
+            if entry.is_expired(at) {
                 self.remove_slot(slot as u32, Removal::Expired);
+            } else {
+                earliest = earliest.min(entry.expires_at);
             }
+        }
+        self.earliest_deadline = earliest;
+        self.writes_since_reclaim = 0;
+    }
+
+    /// `reclaim_expired`, at most once per `len / RECLAIM_EVERY` writes: for evictions that happen
+    /// on every write (the byte budget).
+    fn reclaim_expired_amortised(&mut self, now: &Now) {
+        if self.writes_since_reclaim >= self.len() / RECLAIM_EVERY {
+            self.reclaim_expired(now);
         }
     }
 
@@ -355,6 +387,7 @@ impl<P: Weigh> Table<P> {
         match ttl.deadline(now) {
             None => self.remove_slot(slot, Removal::Expired),
             Some(deadline) => {
+                self.earliest_deadline = self.earliest_deadline.min(deadline);
                 let mut delta: isize = 0;
                 if let Some(entry) = self.entry_mut(slot) {
                     let had = entry.has_deadline();
@@ -445,20 +478,40 @@ impl<P: Weigh> Table<P> {
         self.free.clear();
         self.bytes = 0;
         self.with_deadline = 0;
+        self.earliest_deadline = Timestamp::NEVER;
+        self.writes_since_reclaim = 0;
         self.sweep_cursor = 0;
         let slots = std::mem::take(&mut self.slots);
         self.sink.garbage.extend(slots.into_iter().flatten().map(|e| e.value));
     }
 
-    /// Keys of live entries, in no particular order.
-    pub fn live_keys(&self, now: &Now) -> Vec<Arc<[u8]>> {
+    /// Keys of live entries that start with `prefix`, in no particular order.
+    pub fn live_keys(&self, prefix: &[u8], now: &Now) -> Vec<Arc<[u8]>> {
         let at = now.get();
         self.slots
             .iter()
             .flatten()
-            .filter(|e| !e.is_expired(at))
+            .filter(|e| e.key.starts_with(prefix) && !(e.has_deadline() && e.is_expired(at)))
             .map(|e| Arc::clone(&e.key))
             .collect()
+    }
+
+    /// Remove a live entry only if `matches` accepts its value (an atomic compare-and-delete, for
+    /// lock release); whether it was removed.
+    pub fn delete_if(&mut self, key: &[u8], now: &Now, matches: impl FnOnce(&Value<P>) -> bool) -> bool {
+        let Some(slot) = self.find_live(key, now) else {
+            return false;
+        };
+        if !self.entry(slot).is_some_and(|e| matches(&e.value)) {
+            return false;
+        }
+        self.remove_slot(slot, Removal::Deleted);
+        true
+    }
+
+    /// The hash of `key` under this table's seed (for tests that show seeds differ per process).
+    pub fn hash_of(&self, key: &[u8]) -> u64 {
+        self.map.hasher().hash_one(key)
     }
 
     /// Check every invariant listed at the top of this file; for tests and debugging.
