@@ -61,5 +61,18 @@ format:  ## rewrite code in house style
 demo: dev  ## the demo site on http://127.0.0.1:8000/ (in-process store)
 	cd examples/demo && ../../$(VENV)/bin/python manage.py runserver 127.0.0.1:8000
 
+VENVB := .venv-bench
+
+$(VENVB)/.installed: pyproject.toml
+	$(PY311) -m venv $(VENVB)
+	$(VENVB)/bin/pip install -q -U pip
+	$(VENVB)/bin/pip install -q "$(DJANGO5)"
+	$(VENVB)/bin/pip install -q --group bench
+	touch $@
+
+bench: $(VENVB)/.installed  ## benchmark suite on a release build (BENCH_ARGS="--quick" for ~1 min)
+	$(VENVB)/bin/pip install -q --no-deps --force-reinstall .
+	BENCH_VIA="make bench$(if $(BENCH_ARGS), BENCH_ARGS=\"$(BENCH_ARGS)\")" $(VENVB)/bin/python benchmarks/bench.py $(BENCH_ARGS)
+
 clean:  ## remove build products and virtualenvs
 	rm -rf target $(VENV) $(VENV6) python/django_rustcache/*.so
