@@ -474,7 +474,7 @@ def test_complex_timeout_is_refused():
 
 @pytest.mark.parametrize(
     "timeout",
-    [t for t in ("60", [60], Decimal(60), object())] + [None, 0, -1, 1.5, 10**18, DEFAULT_TIMEOUT],
+    ["60", [60], Decimal(60), object(), None, 0, -1, 1.5, 10**18, DEFAULT_TIMEOUT],
 )
 def test_touch_of_missing_key_with_any_timeout_is_false(pair, timeout):
     same(pair, lambda c: c.touch("missing", timeout))

@@ -31,16 +31,13 @@ pub(crate) fn push_str_of(buf: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> PyResult
 }
 
 fn push_py_str(buf: &mut Vec<u8>, s: &Bound<'_, PyString>) -> PyResult<()> {
-    match s.to_str() {
-        Ok(text) => buf.extend_from_slice(text.as_bytes()),
-        Err(_) => {
-            let py = s.py();
-            let encoded = s.call_method1(
-                intern!(py, "encode"),
-                (intern!(py, "utf-8"), intern!(py, "surrogatepass")),
-            )?;
-            buf.extend_from_slice(encoded.cast::<PyBytes>()?.as_bytes());
-        }
+    if let Ok(text) = s.to_str() {
+        buf.extend_from_slice(text.as_bytes());
+    } else {
+        let py = s.py();
+        let encoded =
+            s.call_method1(intern!(py, "encode"), (intern!(py, "utf-8"), intern!(py, "surrogatepass")))?;
+        buf.extend_from_slice(encoded.cast::<PyBytes>()?.as_bytes());
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The PyO3 binding: argument conversion, error mapping, logging set-up and the per-LOCATION
+//! The `PyO3` binding: argument conversion, error mapping, logging set-up and the per-LOCATION
 //! registry. Nothing here knows Django; `python/django_rustcache` does.
 
 mod errors;

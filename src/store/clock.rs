@@ -42,6 +42,7 @@ impl Timestamp {
     /// NaN and +inf give [`Timestamp::NEVER`]: `LocMemCache` stores `time.time() + nan`, which no
     /// comparison ever finds expired. A deadline too far away to represent (past the year 2554)
     /// also becomes `NEVER`.
+    #[must_use]
     pub fn after_secs(self, secs: f64) -> Self {
         if secs.is_nan() {
             return Self::NEVER;

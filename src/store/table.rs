@@ -257,11 +257,11 @@ impl<P: Weigh> Table<P> {
             if let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
                 let old_value = std::mem::replace(&mut entry.value, value);
                 let old_bytes = std::mem::replace(&mut entry.bytes, bytes);
-                let had_deadline = entry.has_deadline();
+                let deadline_before = entry.has_deadline();
                 entry.expires_at = deadline;
                 entry.cas = cas;
                 self.bytes = self.bytes - old_bytes + bytes;
-                if had_deadline != has_deadline {
+                if deadline_before != has_deadline {
                     if has_deadline {
                         self.with_deadline += 1;
                     } else {
