@@ -18,6 +18,8 @@ from django.core.cache.backends.base import (
     memcache_key_warnings,
 )
 
+from django.core.exceptions import ImproperlyConfigured
+
 from . import _core
 from .extras import ExtrasMixin
 from .options import parse_options
@@ -82,7 +84,13 @@ class RustCache(ExtrasMixin, BaseCache):
             and cls.validate_key is BaseCache.validate_key
             and cls.make_and_validate_key is BaseCache.make_and_validate_key
         )
-        self._native = _core.Cache(
+        try:
+            self._native = self._new_native()
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"RustCache OPTIONS['EVICTION']: {exc}") from exc
+
+    def _new_native(self) -> "_core.Cache":
+        return _core.Cache(
             self._location,
             key_prefix=self.key_prefix,
             version=self.version,
@@ -95,6 +103,7 @@ class RustCache(ExtrasMixin, BaseCache):
             make_keys=not self._verbatim,
             key_warner=_warn_about_key,
             python_clock=self._options.clock == "python",
+            eviction=self._options.eviction,
         )
 
     def _made(self, keys: Any, version: int | None) -> dict[str, Any]:

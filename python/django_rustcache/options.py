@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 DJANGO_OPTIONS = frozenset({"MAX_ENTRIES", "CULL_FREQUENCY"})
 CLOCKS = ("system", "python")
-EVICTION_POLICIES = ("lru",)
+EVICTION_POLICIES = ("lru", "adaptive")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
 //! Every method is one call from Python and takes the store lock once. Keys are made and checked
 //! before the lock, values are pickled before it and unpickled after it.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -15,7 +16,7 @@ use super::keys::{key_to_str, needs_warning, push_str_of};
 use super::payload::{decode_in_lock, encode, Decoded, PyPayload};
 use super::registry::{store_for, SharedStore};
 use super::timeout::ttl_from_py;
-use crate::store::{Limits, Now, StoreError, Timestamp, Ttl, Value};
+use crate::store::{Eviction, Limits, Now, StoreError, Timestamp, Ttl, Value};
 
 /// The `time` module's namespace.
 static TIME_MODULE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
@@ -106,7 +107,7 @@ impl PyCache {
     #[new]
     #[pyo3(signature = (
         location, *, key_prefix, version, default_timeout, timeout_sentinel, max_entries,
-        cull_frequency, max_bytes, pickle_protocol, make_keys, key_warner, python_clock
+        cull_frequency, max_bytes, pickle_protocol, make_keys, key_warner, python_clock, eviction = "lru"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -122,13 +123,25 @@ impl PyCache {
         make_keys: bool,
         key_warner: Py<PyAny>,
         python_clock: bool,
+        eviction: &str,
     ) -> PyResult<Self> {
+        let eviction = match eviction {
+            "lru" => Eviction::Lru,
+            "adaptive" => Eviction::Adaptive,
+            other => return Err(PyValueError::new_err(format!("unknown eviction policy {other:?}"))),
+        };
+        let store = store_for(location, eviction).map_err(|existing| {
+            PyValueError::new_err(format!(
+                "LOCATION {location:?} already holds a store with eviction {existing:?}; all aliases sharing a \
+                 LOCATION must use the same EVICTION"
+            ))
+        })?;
         let mut prefix = Vec::new();
         push_str_of(&mut prefix, key_prefix)?;
         let mut default_version = Vec::new();
         push_str_of(&mut default_version, version)?;
         Ok(Self {
-            store: store_for(location),
+            store,
             prefix: prefix.into(),
             version: default_version.into(),
             default_ttl: ttl_from_py(default_timeout)?,

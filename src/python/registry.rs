@@ -8,19 +8,21 @@ use std::sync::{Arc, LazyLock};
 use parking_lot::Mutex;
 
 use super::payload::PyPayload;
-use crate::store::Store;
+use crate::store::{Eviction, Store};
 
 pub(crate) type SharedStore = Arc<Store<PyPayload>>;
 
 static STORES: LazyLock<Mutex<HashMap<String, SharedStore>>> = LazyLock::new(Mutex::default);
 
-/// The store for `location`, created on first use.
-pub(crate) fn store_for(location: &str) -> SharedStore {
+/// The store for `location`, created on first use with `eviction`. A store keeps the eviction
+/// policy it was created with: asking for another one is an error (`Err` holds the one in force).
+pub(crate) fn store_for(location: &str, eviction: Eviction) -> Result<SharedStore, Eviction> {
     let mut stores = STORES.lock();
     if let Some(store) = stores.get(location) {
-        return Arc::clone(store);
+        let existing = store.eviction();
+        return if existing == eviction { Ok(Arc::clone(store)) } else { Err(existing) };
     }
-    let store = SharedStore::default();
+    let store: SharedStore = Arc::new(Store::with_eviction(eviction));
     stores.insert(location.to_owned(), Arc::clone(&store));
-    store
+    Ok(store)
 }

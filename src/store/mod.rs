@@ -23,7 +23,7 @@ pub use errors::StoreError;
 pub use limits::Limits;
 pub use stats::{Counters, Snapshot};
 pub use store::Store;
-pub use table::{Sink, Table};
+pub use table::{Eviction, Sink, Table};
 
 #[cfg(test)]
 mod model_tests;

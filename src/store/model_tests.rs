@@ -69,7 +69,8 @@ impl Model {
         match ttl {
             Ttl::Forever => Some(u64::MAX),
             Ttl::Seconds(s) if s <= 0.0 => None,
-            Ttl::Seconds(s) => Some(self.now + (s * 1e9) as u64),
+            // `time.time() + timeout` in float seconds, as LocMemCache (and so the store) computes it.
+            Ttl::Seconds(s) => Some(((self.now as f64 / 1e9 + s) * 1e9) as u64),
         }
     }
 

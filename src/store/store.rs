@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use super::entry::Weigh;
 use super::stats::Snapshot;
-use super::table::{Sink, Table};
+use super::table::{Eviction, Sink, Table};
 
 #[derive(Debug)]
 pub struct Store<P> {
@@ -28,6 +28,14 @@ impl<P> Default for Store<P> {
 impl<P: Weigh> Store<P> {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_eviction(eviction: Eviction) -> Self {
+        Self { table: Mutex::new(Table::with_eviction(eviction)) }
+    }
+
+    pub fn eviction(&self) -> Eviction {
+        self.table.lock().eviction()
     }
 
     /// Run `f` on the table under the lock; then, with the lock released, drop what it removed and

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use ahash::RandomState;
 
+use super::adaptive::AdaptivePolicy;
 use super::clock::{Now, Timestamp, Ttl};
 use super::entry::{entry_bytes, Entry, Value, Weigh};
 use super::errors::StoreError;
@@ -51,6 +52,16 @@ impl<P> Default for Sink<P> {
     }
 }
 
+/// Which entries leave first when a full cache needs room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// `LocMemCache`'s: least recently used first, culled in batches of `len / CULL_FREQUENCY`.
+    Lru,
+    /// Frequency-aware and scan-resistant (W-TinyLFU with a window that adapts between recency and
+    /// frequency): one entry at a time, so the cache holds exactly `MAX_ENTRIES`.
+    Adaptive,
+}
+
 /// Why an entry leaves the table, for the counters.
 #[derive(Clone, Copy)]
 enum Removal {
@@ -66,6 +77,9 @@ pub struct Table<P> {
     slots: Vec<Option<Entry<P>>>,
     free: Vec<u32>,
     order: LruList,
+    /// Present for `Eviction::Adaptive`; it then chooses the victims of `MAX_ENTRIES` (the byte
+    /// budget still evicts in recency order).
+    adaptive: Option<Box<AdaptivePolicy>>,
     bytes: usize,
     with_deadline: usize,
     /// No entry expires before this: a lower bound on every deadline set since the last full scan,
@@ -87,6 +101,7 @@ impl<P> Default for Table<P> {
             slots: Vec::new(),
             free: Vec::new(),
             order: LruList::default(),
+            adaptive: None,
             bytes: 0,
             with_deadline: 0,
             earliest_deadline: Timestamp::NEVER,
@@ -100,6 +115,22 @@ impl<P> Default for Table<P> {
 }
 
 impl<P: Weigh> Table<P> {
+    pub fn with_eviction(eviction: Eviction) -> Self {
+        let adaptive = match eviction {
+            Eviction::Lru => None,
+            Eviction::Adaptive => Some(Box::new(AdaptivePolicy::new(Limits::default().max_entries as usize))),
+        };
+        Self { adaptive, ..Self::default() }
+    }
+
+    pub fn eviction(&self) -> Eviction {
+        if self.adaptive.is_some() {
+            Eviction::Adaptive
+        } else {
+            Eviction::Lru
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -147,6 +178,9 @@ impl<P: Weigh> Table<P> {
         };
         self.map.remove(&entry.key);
         self.order.unlink(slot);
+        if let Some(policy) = self.adaptive.as_deref_mut() {
+            policy.on_remove(slot);
+        }
         self.free.push(slot);
         self.bytes -= entry.bytes;
         if entry.has_deadline() {
@@ -168,11 +202,28 @@ impl<P: Weigh> Table<P> {
     pub fn get(&mut self, key: &[u8], now: &Now) -> Option<&Value<P>> {
         let Some(slot) = self.find_live(key, now) else {
             self.counters.misses += 1;
+            if self.adaptive.is_some() {
+                let hash = self.hash_of(key);
+                if let Some(policy) = self.adaptive.as_deref_mut() {
+                    policy.on_miss(hash);
+                }
+            }
             return None;
         };
         self.counters.hits += 1;
-        self.order.move_to_front(slot);
+        self.touch_order(slot, key);
         self.entry(slot).map(|e| &e.value)
+    }
+
+    /// Mark the entry in `slot` most recently used (and, for the adaptive policy, used once more).
+    fn touch_order(&mut self, slot: u32, key: &[u8]) {
+        self.order.move_to_front(slot);
+        if self.adaptive.is_some() {
+            let hash = self.hash_of(key);
+            if let Some(policy) = self.adaptive.as_deref_mut() {
+                policy.on_hit(slot, hash);
+            }
+        }
     }
 
     /// Read a live entry with its change counter, for a compare-and-swap update. Counts as neither
@@ -208,7 +259,11 @@ impl<P: Weigh> Table<P> {
                 return Err(err);
             }
         }
-        if limits.is_full(self.len()) {
+        if self.adaptive.is_some() {
+            if !self.map.contains_key(key) {
+                self.evict_one_at_a_time(limits, now);
+            }
+        } else if limits.is_full(self.len()) {
             self.cull(limits, now);
         }
         self.counters.sets += 1;
@@ -269,7 +324,7 @@ impl<P: Weigh> Table<P> {
                     }
                 }
                 self.sink.garbage.push(old_value);
-                self.order.move_to_front(slot);
+                self.touch_order(slot, key);
                 return slot;
             }
         }
@@ -288,6 +343,12 @@ impl<P: Weigh> Table<P> {
             self.slots.push(Some(entry));
             (self.slots.len() - 1) as u32
         };
+        if self.adaptive.is_some() {
+            let hash = self.hash_of(&key);
+            if let Some(policy) = self.adaptive.as_deref_mut() {
+                policy.on_insert(slot, hash);
+            }
+        }
         self.map.insert(key, slot);
         self.order.push_front(slot);
         self.bytes += bytes;
@@ -307,6 +368,24 @@ impl<P: Weigh> Table<P> {
         let count = limits.cull_count(self.len());
         for _ in 0..count {
             let Some(slot) = self.order.back() else { break };
+            self.remove_slot(slot, Removal::Evicted);
+        }
+    }
+
+    /// Make room for one new entry under the adaptive policy: expired entries first, then the
+    /// policy's victims until fewer than `MAX_ENTRIES` (at least one) remain.
+    fn evict_one_at_a_time(&mut self, limits: &Limits, now: &Now) {
+        let capacity = usize::try_from(limits.max_entries.max(1)).unwrap_or(usize::MAX);
+        if let Some(policy) = self.adaptive.as_deref_mut() {
+            policy.set_capacity(capacity);
+        }
+        if self.len() < capacity {
+            return;
+        }
+        self.reclaim_expired_amortised(now);
+        while self.len() >= capacity {
+            let victim = self.adaptive.as_deref_mut().and_then(AdaptivePolicy::victim).or_else(|| self.order.back());
+            let Some(slot) = victim else { break };
             self.remove_slot(slot, Removal::Evicted);
         }
     }
@@ -423,7 +502,7 @@ impl<P: Weigh> Table<P> {
         let next = current.checked_add(delta).ok_or(StoreError::Overflow)?;
         entry.value = Value::Int(next);
         entry.cas = cas;
-        self.order.move_to_front(slot);
+        self.touch_order(slot, key);
         Ok(next)
     }
 
@@ -464,7 +543,7 @@ impl<P: Weigh> Table<P> {
         entry.cas = new_cas;
         self.bytes = self.bytes - old_bytes + bytes;
         self.sink.garbage.push(old_value);
-        self.order.move_to_front(slot);
+        self.touch_order(slot, key);
         if let Some(max_bytes) = limits.max_bytes {
             self.enforce_byte_budget(max_bytes, slot, now);
         }
@@ -475,6 +554,9 @@ impl<P: Weigh> Table<P> {
     pub fn clear(&mut self) {
         self.map.clear();
         self.order.clear();
+        if let Some(policy) = self.adaptive.as_deref_mut() {
+            policy.clear();
+        }
         self.free.clear();
         self.bytes = 0;
         self.with_deadline = 0;

@@ -276,3 +276,40 @@ fn store_drops_removed_values_after_unlocking() {
     assert_eq!((snap.entries, snap.counters.sets, snap.counters.deletes), (0, 1, 1));
     store.with(|t| assert!(t.sink.garbage.is_empty(), "the sink was emptied"));
 }
+
+#[test]
+fn adaptive_eviction_holds_exactly_max_entries_and_keeps_a_hot_set() {
+    let lim = limits(100, 3);
+    let mut t = T::with_eviction(Eviction::Adaptive);
+    for round in 0..20 {
+        for hot in 0..50 {
+            let key = format!("hot{hot}");
+            if t.get(key.as_bytes(), &at(0)).is_none() {
+                set(&mut t, &key, data("v"), &lim);
+            }
+        }
+        for cold in 0..200 {
+            set(&mut t, &format!("scan{round}-{cold}"), data("v"), &lim);
+            assert!(t.len() <= 100);
+        }
+    }
+    assert_eq!(t.len(), 100);
+    let hot_kept = (0..50).filter(|h| t.contains(format!("hot{h}").as_bytes(), &at(0))).count();
+    assert!(hot_kept >= 45, "a scan does not flush the hot set ({hot_kept} of 50 kept)");
+    t.check_invariants().expect("invariants");
+}
+
+#[test]
+fn adaptive_eviction_takes_expired_entries_before_live_ones() {
+    let lim = limits(10, 3);
+    let mut t = T::with_eviction(Eviction::Adaptive);
+    for i in 0..5 {
+        t.set(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0)).expect("set");
+    }
+    for i in 0..5 {
+        t.set(format!("short{i}").as_bytes(), data("v"), Ttl::Seconds(1.0), &lim, &at(0)).expect("set");
+    }
+    t.set(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
+    assert!((0..5).all(|i| t.contains(format!("live{i}").as_bytes(), &at(5))));
+    t.check_invariants().expect("invariants");
+}
