@@ -1,0 +1,230 @@
+"""Django's low-level cache API, one page per part of it, on ``django_rustcache.RustCache``.
+
+Opening a page (GET) never touches the cache, so the counters in the side panel move only when a
+button is pressed. A button POSTs to the page's view, which makes the cache calls and shows each
+one, as code, next to what it returned.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .forms import DeltaForm, SetForm, TimeoutForm, ValueForm
+
+# The navigation: (URL name, title), in walkthrough order.
+PAGES = [
+    ("set", "set with a timeout"),
+    ("get", "get with a default"),
+    ("add", "add"),
+    ("get_or_set", "get_or_set"),
+    ("many", "set_many / get_many"),
+    ("delete", "delete / delete_many"),
+    ("incr_decr", "incr / decr"),
+    ("touch", "touch"),
+    ("versions", "versions"),
+    ("clear", "clear"),
+    ("async", "aget / aset"),
+    ("stats", "stats()"),
+]
+
+
+class Calls:
+    """The cache calls a view made, in order: each is the code shown and the repr of its result."""
+
+    do_not_call_in_templates = True
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def __call__(self, code: str, result: Any) -> Any:
+        shown = f"raises {type(result).__name__}: {result}" if isinstance(result, Exception) else repr(result)
+        self.lines.append((code, shown))
+        return result
+
+
+def _page(request: HttpRequest, name: str, calls: Calls | None = None, **context: Any) -> HttpResponse:
+    """Render a page with the calls just made and the cache's counters *after* them."""
+    context.update(pages=PAGES, calls=calls, stats=cache.stats())
+    return render(request, f"walkthrough/{name}.html", context)
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return _page(request, "home")
+
+
+def set_page(request: HttpRequest) -> HttpResponse:
+    form = SetForm(request.POST or None)
+    calls = None
+    if form.is_valid():
+        value, timeout = form.cleaned_data["value"], form.cleaned_data["timeout"]
+        calls = Calls()
+        calls(f"cache.set('greeting', {value!r}, timeout={timeout})", cache.set("greeting", value, timeout=timeout))
+    return _page(request, "set", calls, form=form)
+
+
+def get_page(request: HttpRequest) -> HttpResponse:
+    calls = None
+    if request.method == "POST":
+        calls = Calls()
+        calls("cache.get('greeting')", cache.get("greeting"))
+        calls("cache.get('greeting', 'has expired')", cache.get("greeting", "has expired"))
+        # A stored None and a missing key both make get() return None; a default of your own tells them apart.
+        sentinel = object()
+        calls(
+            "cache.get('greeting', sentinel) is sentinel  # sentinel = object()",
+            cache.get("greeting", sentinel) is sentinel,
+        )
+    return _page(request, "get", calls)
+
+
+def add_page(request: HttpRequest) -> HttpResponse:
+    form = ValueForm(request.POST or None, initial={"value": "Initial value"})
+    calls = None
+    if form.is_valid():
+        value = form.cleaned_data["value"]
+        calls = Calls()
+        calls(f"cache.add('add_key', {value!r})", cache.add("add_key", value))
+        calls("cache.get('add_key')", cache.get("add_key"))
+    return _page(request, "add", calls, form=form)
+
+
+def get_or_set_page(request: HttpRequest) -> HttpResponse:
+    calls = None
+    if request.method == "POST":
+        calls = Calls()
+        calls(
+            "cache.get_or_set('my_new_key', 'my new value', 100, version=2)",
+            cache.get_or_set("my_new_key", "my new value", 100, version=2),
+        )
+        # A callable default is called only on a miss: the timestamp stays until the key goes.
+        calls(
+            "cache.get_or_set('timestamp', datetime.now, version=2)",
+            cache.get_or_set("timestamp", datetime.now, version=2),
+        )
+        calls("cache.get('timestamp')  # version 1", cache.get("timestamp"))
+    return _page(request, "get_or_set", calls)
+
+
+def many_page(request: HttpRequest) -> HttpResponse:
+    calls = None
+    action = request.POST.get("action")
+    if action == "set_many":
+        calls = Calls()
+        calls("cache.set_many({'a': 1, 'b': 2, 'c': 3})", cache.set_many({"a": 1, "b": 2, "c": 3}))
+    elif action == "get_many":
+        calls = Calls()
+        calls("cache.get_many(['a', 'b', 'c', 'd'])", cache.get_many(["a", "b", "c", "d"]))
+    return _page(request, "many", calls)
+
+
+def delete_page(request: HttpRequest) -> HttpResponse:
+    calls = None
+    action = request.POST.get("action")
+    if action == "delete":
+        calls = Calls()
+        calls("cache.delete('a')", cache.delete("a"))
+    elif action == "delete_many":
+        calls = Calls()
+        calls("cache.delete_many(['b', 'c'])", cache.delete_many(["b", "c"]))
+        calls("cache.get_many(['a', 'b', 'c'])", cache.get_many(["a", "b", "c"]))
+    elif action == "versioned":
+        calls = Calls()
+        calls("cache.delete('my_new_key', version=2)", cache.delete("my_new_key", version=2))
+        calls("cache.delete_many(['timestamp'], version=2)", cache.delete_many(["timestamp"], version=2))
+    return _page(request, "delete", calls)
+
+
+def incr_decr_page(request: HttpRequest) -> HttpResponse:
+    form = DeltaForm(request.POST or None)
+    calls = None
+    action = request.POST.get("action")
+    if action == "reset":
+        calls = Calls()
+        calls("cache.set('counter', 0)", cache.set("counter", 0))
+    elif action in ("incr", "decr") and form.is_valid():
+        delta = form.cleaned_data["delta"]
+        method = cache.incr if action == "incr" else cache.decr
+        try:
+            result = method("counter", delta=delta)
+        except ValueError as error:  # incr and decr never create a key: a missing one is an error.
+            result = error
+        calls = Calls()
+        calls(f"cache.{action}('counter', delta={delta})", result)
+    return _page(request, "incr_decr", calls, form=form)
+
+
+def touch_page(request: HttpRequest) -> HttpResponse:
+    form = TimeoutForm(request.POST or None, initial={"timeout": "300"})
+    calls = None
+    if form.is_valid():
+        timeout = form.cleaned_data["timeout"]
+        calls = Calls()
+        calls(f"cache.touch('greeting', {timeout})", cache.touch("greeting", timeout))
+    return _page(request, "touch", calls, form=form)
+
+
+def versions_page(request: HttpRequest) -> HttpResponse:
+    calls = None
+    action = request.POST.get("action")
+    if action in ("set", "incr_version"):
+        calls = Calls()
+        if action == "set":
+            calls("cache.set('motto', 'first draft')", cache.set("motto", "first draft"))
+            calls("cache.set('motto', 'second draft', version=2)", cache.set("motto", "second draft", version=2))
+        else:
+            try:
+                result = cache.incr_version("motto", version=2)
+            except ValueError as error:  # nothing stored under version 2
+                result = error
+            calls("cache.incr_version('motto', version=2)", result)
+        for version in (1, 2, 3):
+            calls(f"cache.get('motto', version={version})", cache.get("motto", version=version))
+    return _page(request, "versions", calls)
+
+
+def clear_page(request: HttpRequest) -> HttpResponse:
+    calls = None
+    if request.method == "POST":
+        calls = Calls()
+        calls("cache.stats()['entries']", cache.stats()["entries"])
+        calls("cache.clear()", cache.clear())
+        calls("cache.stats()['entries']", cache.stats()["entries"])
+    return _page(request, "clear", calls)
+
+
+async def async_page(request: HttpRequest) -> HttpResponse:
+    form = ValueForm(request.POST or None, initial={"value": "set from a coroutine"})
+    calls = None
+    if form.is_valid():
+        value = form.cleaned_data["value"]
+        calls = Calls()
+        calls(f"await cache.aset('async_key', {value!r}, timeout=60)", await cache.aset("async_key", value, timeout=60))
+        calls("await cache.aget('async_key')", await cache.aget("async_key"))
+        calls("await cache.aget('never_set', 'a default')", await cache.aget("never_set", "a default"))
+    return _page(request, "async", calls, form=form)
+
+
+# What each counter of stats() means, for the stats page.
+STAT_NOTES = {
+    "entries": "entries held now: the live contents count (expired ones not yet reclaimed included)",
+    "bytes": "bytes charged for them (keys plus pickled values)",
+    "hits": "reads that found a live value (get, get_many per key, get_or_set)",
+    "misses": "reads that found nothing, or only an expired value",
+    "sets": "values written (set, add, set_many per key, get_or_set on a miss)",
+    "deletes": "entries removed by delete and delete_many",
+    "evictions": "live entries culled to make room (MAX_ENTRIES, MAX_BYTES)",
+    "expirations": "expired entries removed",
+    "max_entries": "OPTIONS['MAX_ENTRIES'] of this alias",
+    "cull_frequency": "OPTIONS['CULL_FREQUENCY'] of this alias",
+    "max_bytes": "OPTIONS['MAX_BYTES'] of this alias (None: no byte budget)",
+}
+
+
+def stats_page(request: HttpRequest) -> HttpResponse:
+    stats = cache.stats()
+    rows = [(name, stats[name], STAT_NOTES.get(name, "")) for name in STAT_NOTES if name in stats]
+    rows += [(name, value, "") for name, value in stats.items() if name not in STAT_NOTES]
+    return _page(request, "stats", rows=rows)
