@@ -1156,10 +1156,12 @@ def test_system_clock_ignores_time_machine():
     assert rust.get("short") is None
 
 
-# --- known backend bugs ------------------------------------------------------------------------
+# --- regressions -------------------------------------------------------------------------------
 
 
 def test_sub_second_deadline_boundary_matches_locmem(frozen):
+    """Deadlines are ``time.time() + timeout`` floats, as in LocMemCache, so an exact sub-second
+    boundary is expired in both (nanosecond arithmetic once rounded it the other way)."""
     rust, locmem = make_pair()
     frozen.shift(2)
     for c in (rust, locmem):
