@@ -81,6 +81,7 @@ def test_bad_option_raises_through_the_caches_handler():
         {"CLOCK": "python"},
         {"CLOCK": "system"},
         {"EVICTION": "lru"},
+        {"EVICTION": "adaptive"},
         {"MAX_ENTRIES": 10, "CULL_FREQUENCY": 2},
     ],
 )
