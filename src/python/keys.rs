@@ -35,8 +35,10 @@ fn push_py_str(buf: &mut Vec<u8>, s: &Bound<'_, PyString>) -> PyResult<()> {
         buf.extend_from_slice(text.as_bytes());
     } else {
         let py = s.py();
-        let encoded =
-            s.call_method1(intern!(py, "encode"), (intern!(py, "utf-8"), intern!(py, "surrogatepass")))?;
+        let encoded = s.call_method1(
+            intern!(py, "encode"),
+            (intern!(py, "utf-8"), intern!(py, "surrogatepass")),
+        )?;
         buf.extend_from_slice(encoded.cast::<PyBytes>()?.as_bytes());
     }
     Ok(())

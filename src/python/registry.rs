@@ -20,7 +20,11 @@ pub(crate) fn store_for(location: &str, eviction: Eviction) -> Result<SharedStor
     let mut stores = STORES.lock();
     if let Some(store) = stores.get(location) {
         let existing = store.eviction();
-        return if existing == eviction { Ok(Arc::clone(store)) } else { Err(existing) };
+        return if existing == eviction {
+            Ok(Arc::clone(store))
+        } else {
+            Err(existing)
+        };
     }
     let store: SharedStore = Arc::new(Store::with_eviction(eviction));
     stores.insert(location.to_owned(), Arc::clone(&store));

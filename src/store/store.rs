@@ -31,7 +31,9 @@ impl<P: Weigh> Store<P> {
     }
 
     pub fn with_eviction(eviction: Eviction) -> Self {
-        Self { table: Mutex::new(Table::with_eviction(eviction)) }
+        Self {
+            table: Mutex::new(Table::with_eviction(eviction)),
+        }
     }
 
     pub fn eviction(&self) -> Eviction {

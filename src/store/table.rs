@@ -120,7 +120,10 @@ impl<P: Weigh> Table<P> {
             Eviction::Lru => None,
             Eviction::Adaptive => Some(Box::new(AdaptivePolicy::new(Limits::default().max_entries as usize))),
         };
-        Self { adaptive, ..Self::default() }
+        Self {
+            adaptive,
+            ..Self::default()
+        }
     }
 
     pub fn eviction(&self) -> Eviction {
@@ -384,7 +387,11 @@ impl<P: Weigh> Table<P> {
         }
         self.reclaim_expired_amortised(now);
         while self.len() >= capacity {
-            let victim = self.adaptive.as_deref_mut().and_then(AdaptivePolicy::victim).or_else(|| self.order.back());
+            let victim = self
+                .adaptive
+                .as_deref_mut()
+                .and_then(AdaptivePolicy::victim)
+                .or_else(|| self.order.back());
             let Some(slot) = victim else { break };
             self.remove_slot(slot, Removal::Evicted);
         }

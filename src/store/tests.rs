@@ -294,8 +294,13 @@ fn adaptive_eviction_holds_exactly_max_entries_and_keeps_a_hot_set() {
         }
     }
     assert_eq!(t.len(), 100);
-    let hot_kept = (0..50).filter(|h| t.contains(format!("hot{h}").as_bytes(), &at(0))).count();
-    assert!(hot_kept >= 45, "a scan does not flush the hot set ({hot_kept} of 50 kept)");
+    let hot_kept = (0..50)
+        .filter(|h| t.contains(format!("hot{h}").as_bytes(), &at(0)))
+        .count();
+    assert!(
+        hot_kept >= 45,
+        "a scan does not flush the hot set ({hot_kept} of 50 kept)"
+    );
     t.check_invariants().expect("invariants");
 }
 
@@ -304,10 +309,18 @@ fn adaptive_eviction_takes_expired_entries_before_live_ones() {
     let lim = limits(10, 3);
     let mut t = T::with_eviction(Eviction::Adaptive);
     for i in 0..5 {
-        t.set(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0)).expect("set");
+        t.set(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0))
+            .expect("set");
     }
     for i in 0..5 {
-        t.set(format!("short{i}").as_bytes(), data("v"), Ttl::Seconds(1.0), &lim, &at(0)).expect("set");
+        t.set(
+            format!("short{i}").as_bytes(),
+            data("v"),
+            Ttl::Seconds(1.0),
+            &lim,
+            &at(0),
+        )
+        .expect("set");
     }
     t.set(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
     assert!((0..5).all(|i| t.contains(format!("live{i}").as_bytes(), &at(5))));
