@@ -17,7 +17,6 @@ from django.core.cache.backends.base import (
     default_key_func,
     memcache_key_warnings,
 )
-
 from django.core.exceptions import ImproperlyConfigured
 
 from . import _core
