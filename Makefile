@@ -3,8 +3,9 @@
 
 SHELL := /bin/bash
 PY311 ?= python3
-# Django 6.x needs Python >= 3.12: the newest 3.13 or 3.12 on PATH or under pyenv.
-PY6 ?= $(shell for v in 3.13 3.12; do c=$$(command -v python$$v || ls -d $$HOME/.pyenv/versions/$$v.*/bin/python3 2>/dev/null | tail -n1); if [ -n "$$c" ]; then echo $$c; break; fi; done)
+# Django 6.x needs Python >= 3.12: the newest 3.13/3.12 under pyenv, else one on PATH that really runs
+# (a pyenv shim for a version that is not active exits 127).
+PY6 ?= $(shell for c in $$(ls -d $$HOME/.pyenv/versions/3.13.*/bin/python3 $$HOME/.pyenv/versions/3.12.*/bin/python3 2>/dev/null | sort -rV) python3.13 python3.12; do if $$c -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then echo $$c; break; fi; done)
 VENV := .venv
 VENV6 := .venv-django6
 DJANGO5 := Django>=5.2,<5.3
