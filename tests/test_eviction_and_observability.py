@@ -1,9 +1,12 @@
 """EVICTION="adaptive", stats() and the Rust-side log records (issue: bounded, observable memory)."""
 
 import logging
+import pickle
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.core.exceptions import ImproperlyConfigured
 
 from django_rustcache import RustCache
@@ -92,3 +95,40 @@ def test_log_level_changes_take_effect_at_run_time(caplog):
         for i in range(10, 20):
             cache.set(i, i)
     assert [r for r in caplog.records if "evicted" in r.getMessage()]
+
+
+def _charge(made_key: str, weight: int) -> int:
+    """The documented byte accounting: key + value weight + ENTRY_OVERHEAD."""
+    return len(made_key.encode()) + weight + ENTRY_OVERHEAD
+
+
+def test_byte_accounting_is_exact_through_set_overwrite_incr_delete_and_expiry():
+    cache = make(MAX_ENTRIES=10_000)
+    with time_machine.travel(datetime(2031, 1, 1, tzinfo=UTC), tick=False) as clock:
+        cache.set("s", "héllo", timeout=10)  # exact str: its UTF-8 length
+        cache.set("b", b"12345", timeout=None)  # exact bytes: its length
+        cache.set("n", 41, timeout=None)  # native int: 8
+        cache.set("d", {"x": [1, 2]}, timeout=None)  # anything else: the pickle's length
+        pickled = len(pickle.dumps({"x": [1, 2]}, pickle.HIGHEST_PROTOCOL))
+        expected = _charge(":1:s", 6) + _charge(":1:b", 5) + _charge(":1:n", 8) + _charge(":1:d", pickled)
+        assert cache.stats()["bytes"] == expected
+
+        cache.set("b", b"1", timeout=None)  # overwrite: 4 bytes fewer
+        expected -= 4
+        assert cache.stats()["bytes"] == expected
+        assert cache.incr("n", 10**6) == 10**6 + 41  # incr: same weight
+        assert cache.stats()["bytes"] == expected
+        assert cache.incr("n", 2**70) == 2**70 + 10**6 + 41  # past 64 bits: pickled now
+        expected += len(pickle.dumps(2**70 + 10**6 + 41, pickle.HIGHEST_PROTOCOL)) - 8
+        assert cache.stats()["bytes"] == expected
+        assert cache.delete("d")
+        expected -= _charge(":1:d", pickled)
+        assert cache.stats()["bytes"] == expected
+
+        clock.shift(11)  # "s" expires; a read meets it and reclaims it
+        assert cache.get("s") is None
+        expected -= _charge(":1:s", 6)
+        stats = cache.stats()
+        assert (stats["bytes"], stats["entries"], stats["expirations"]) == (expected, 2, 1)
+        cache.clear()
+        assert cache.stats()["bytes"] == 0

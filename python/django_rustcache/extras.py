@@ -226,12 +226,18 @@ class ExtrasMixin:
     def get_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> Any:
         """Django's ``get_or_set``; with ``OPTIONS["SINGLE_FLIGHT"]``, concurrent misses of one key run
         a callable `default` once, and the other callers wait for its value."""
-        if not self._options.single_flight or not callable(default):
-            return super().get_or_set(key, default, timeout=timeout, version=version)
         value = self.get(key, _MISSING, version=version)
         if value is not _MISSING:
             return value
-        return single_flight.get_or_set(self, key, default, timeout, version)
+        if self._options.single_flight and callable(default):
+            return single_flight.get_or_set(self, key, default, timeout, version)
+        # BaseCache.get_or_set's miss path, without its first get (made above).
+        if callable(default):
+            default = default()
+        self.add(key, default, timeout=timeout, version=version)
+        # Fetch the value again to avoid a race condition if another caller
+        # added a value between the first get() and the add() above.
+        return self.get(key, default, version=version)
 
     async def aget_or_set(
         self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None

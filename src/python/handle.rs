@@ -316,7 +316,8 @@ impl PyCache {
             t.delete_if(
                 &key,
                 &now,
-                |v| matches!(v, Value::Data(PyPayload::Str(s)) if &**s == expected),
+                // Reading an exact str's UTF-8 runs no Python code: safe under the lock.
+                |v| matches!(v, Value::Data(PyPayload::Str(s, _)) if s.bind(py).to_str().is_ok_and(|s| s == expected)),
             )
         }))
     }

@@ -1,11 +1,13 @@
 //! How Python values are held in the store, and turned back into Python values.
 //!
-//! Exact `int`s that fit in 64 bits become native integers (atomic `incr`, no decoding). Values of
-//! exact type `str`, `bytes`, `float`, `bool` and `None` are held as plain Rust data and rebuilt on
-//! `get`, which costs a fraction of `pickle.loads` and gives a fresh object every time, as unpickling
-//! does. Everything else, subclasses included (`SafeString`, `IntEnum`, `bool` stays `bool`), is
+//! Exact `int`s that fit in 64 bits become native integers (atomic `incr`, no decoding). An exact
+//! `str` is immutable, so the object itself is kept and returned. Values of exact type `bytes`,
+//! `float`, `bool` and `None` are held as plain Rust data and rebuilt on `get` (bytes are copied
+//! into Rust: a Python `bytes` object would cost ~40 more bytes per entry). Either way it costs a
+//! fraction of `pickle.loads`. Everything else, subclasses included (`SafeString`, `IntEnum`, `bool` stays `bool`), is
 //! pickled, so it comes back with its exact type.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
@@ -15,7 +17,9 @@ use crate::store::{Value, Weigh};
 /// What the binding stores for a value that is not a native integer.
 #[derive(Debug)]
 pub(crate) enum PyPayload {
-    Str(Box<str>),
+    /// An exact `str`: immutable, so the object itself is kept and handed back (a new reference costs
+    /// a few instructions; building a new `str` about 200). Its weight (UTF-8 length) rides along.
+    Str(Py<PyString>, usize),
     Bytes(Box<[u8]>),
     Float(f64),
     Bool(bool),
@@ -31,12 +35,26 @@ const SCALAR_WEIGHT: usize = 8;
 impl Weigh for PyPayload {
     fn weight(&self) -> usize {
         match self {
-            Self::Str(s) => s.len(),
+            Self::Str(_, len) | Self::Pickled(_, len) => *len,
             Self::Bytes(b) => b.len(),
             Self::Float(_) | Self::Bool(_) | Self::None => SCALAR_WEIGHT,
-            Self::Pickled(_, len) => *len,
         }
     }
+}
+
+/// The length of a `str` in UTF-8 (its weight), without leaving a cached UTF-8 copy inside the
+/// object as `to_str` would for non-ASCII text. Lone surrogates count as the three bytes
+/// `surrogatepass` gives them.
+fn utf8_len(s: &Bound<'_, PyString>) -> PyResult<usize> {
+    let py = s.py();
+    if s.call_method0(intern!(py, "isascii"))?.is_truthy()? {
+        return s.len();
+    }
+    let encoded = s.call_method1(
+        intern!(py, "encode"),
+        (intern!(py, "utf-8"), intern!(py, "surrogatepass")),
+    )?;
+    encoded.len()
 }
 
 static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -51,10 +69,7 @@ pub(crate) fn encode(value: &Bound<'_, PyAny>, protocol: i32) -> PyResult<Value<
             return Ok(Value::Int(n));
         }
     } else if let Ok(s) = value.cast_exact::<PyString>() {
-        // A str with lone surrogates has no UTF-8 form: pickle keeps it exactly.
-        if let Ok(text) = s.to_str() {
-            return Ok(Value::Data(PyPayload::Str(text.into())));
-        }
+        return Ok(Value::Data(PyPayload::Str(s.clone().unbind(), utf8_len(s)?)));
     } else if let Ok(b) = value.cast_exact::<PyBytes>() {
         return Ok(Value::Data(PyPayload::Bytes(b.as_bytes().into())));
     } else if let Ok(f) = value.cast_exact::<PyFloat>() {
@@ -84,7 +99,7 @@ pub(crate) fn decode_in_lock<'py>(py: Python<'py>, value: &Value<PyPayload>) -> 
     let obj = match value {
         Value::Int(n) => PyInt::new(py, *n).into_any(),
         Value::Data(PyPayload::Pickled(p, _)) => return Decoded::Pickled(p.bind(py).clone()),
-        Value::Data(PyPayload::Str(s)) => PyString::new(py, s).into_any(),
+        Value::Data(PyPayload::Str(s, _)) => s.bind(py).clone().into_any(),
         Value::Data(PyPayload::Bytes(b)) => PyBytes::new(py, b).into_any(),
         Value::Data(PyPayload::Float(f)) => PyFloat::new(py, *f).into_any(),
         Value::Data(PyPayload::Bool(b)) => PyBool::new(py, *b).to_owned().into_any(),
