@@ -75,5 +75,9 @@ bench: $(VENVB)/.installed  ## benchmark suite on a release build (BENCH_ARGS="-
 	$(VENVB)/bin/pip install -q --no-deps --force-reinstall .
 	BENCH_VIA="make bench$(if $(BENCH_ARGS), BENCH_ARGS=\"$(BENCH_ARGS)\")" $(VENVB)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
+.PHONY: hit-ratio
+hit-ratio: dev  ## hit ratios through the backend vs exact LRU and OPT (HIT_RATIO_ARGS="--quick" for ~2 min)
+	HIT_RATIO_VIA="make hit-ratio$(if $(HIT_RATIO_ARGS), HIT_RATIO_ARGS=\"$(HIT_RATIO_ARGS)\")" $(VENV)/bin/python benchmarks/hit_ratio.py $(HIT_RATIO_ARGS)
+
 clean:  ## remove build products and virtualenvs
 	rm -rf target $(VENV) $(VENV6) python/django_rustcache/*.so
