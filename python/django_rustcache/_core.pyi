@@ -7,6 +7,9 @@ from typing import Any, Final, final
 __version__: Final[str]
 ENTRY_OVERHEAD: Final[int]
 
+class EvictionConflict(ValueError):
+    """A LOCATION's store already uses another eviction policy."""
+
 @final
 class Cache:
     """A backend instance's handle on the store of its LOCATION."""

@@ -6,6 +6,7 @@ customises key making (``KEY_FUNCTION``, or a subclass overriding ``make_key``/`
 keys are made here in Python and handed over ready.
 """
 
+import math
 import pickle
 import warnings
 from typing import Any
@@ -24,6 +25,16 @@ from .extras import ExtrasMixin
 from .options import parse_options
 
 
+class _Items:
+    """Pairs already made, handed to the native ``set_many`` (which reads ``data.items()``)."""
+
+    def __init__(self, pairs: Any) -> None:
+        self._pairs = list(pairs)
+
+    def items(self) -> list[tuple[Any, Any]]:
+        return self._pairs
+
+
 def _warn_about_key(key: str) -> None:
     """Django's key warnings, for a key the handle found suspect."""
     for warning in memcache_key_warnings(key):
@@ -31,27 +42,66 @@ def _warn_about_key(key: str) -> None:
         warnings.warn(warning, CacheKeyWarning, stacklevel=3)
 
 
-def _clamp_i64(n: int) -> int:
-    """Django's limits are any int; past 64 bits they mean the same as the nearest 64-bit one."""
-    return max(-(2**63), min(n, 2**63 - 1))
+_I64 = (-(2**63), 2**63 - 1)
+_I32 = (-(2**31), 2**31 - 1)
+
+
+def _clamp(n: Any, bounds: tuple[int, int]) -> int:
+    """Django's limits are any number: past 64 bits they mean what the nearest 64-bit int means, and a
+    fractional MAX_ENTRIES means its ceiling (``len(cache) >= 2.5`` is ``len(cache) >= 3``)."""
+    return max(bounds[0], min(math.ceil(n), bounds[1]))
+
+
+def _location_key(name: Any) -> str:
+    """The registry key of a LOCATION. Django passes the setting as it is (``None``, say, from an unset
+    environment variable), and ``LocMemCache`` keys a dict with it, so any value must work."""
+    if type(name) is str:
+        try:
+            name.encode()
+        except UnicodeEncodeError:
+            pass
+        else:
+            return name
+    return "\x00" + repr(name)
 
 
 class _HandleSetting:
     """An instance setting the native handle was built from: assigning it rebuilds the handle, so
-    ``cache._max_entries = -1`` (as Django's test suite does) takes effect at once."""
+    ``cache._max_entries = -1`` (as Django's test suite does) takes effect at once. A value the handle
+    cannot take is refused and the old one kept."""
 
     def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
         self.slot = "_setting" + name
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        return instance.__dict__[self.slot]
+        try:
+            return instance.__dict__[self.slot]
+        except KeyError:
+            raise AttributeError(self.name) from None
 
     def __set__(self, instance: Any, value: Any) -> None:
+        missing = object()
+        old = instance.__dict__.get(self.slot, missing)
         instance.__dict__[self.slot] = value
-        if "_native" in instance.__dict__:
+        if "_state" not in instance.__dict__:
+            return
+        try:
             instance._build_native()
+        except BaseException:
+            if old is missing:
+                del instance.__dict__[self.slot]
+            else:
+                instance.__dict__[self.slot] = old
+            raise
+
+    def __delete__(self, instance: Any) -> None:
+        try:
+            del instance.__dict__[self.slot]
+        except KeyError:
+            raise AttributeError(self.name) from None
 
 
 class RustCache(ExtrasMixin, BaseCache):
@@ -69,7 +119,7 @@ class RustCache(ExtrasMixin, BaseCache):
 
     def __init__(self, name: str, params: dict[str, Any]) -> None:
         super().__init__(params)
-        self._location = name
+        self._location = _location_key(name)
         self._options = parse_options(params.get("OPTIONS", {}))
         if self._options.pickle_protocol is not None:
             self.pickle_protocol = self._options.pickle_protocol
@@ -77,89 +127,121 @@ class RustCache(ExtrasMixin, BaseCache):
 
     def _build_native(self) -> None:
         cls = type(self)
-        self._verbatim = not (
+        verbatim = not (
             self.key_func is default_key_func
             and cls.make_key is BaseCache.make_key
             and cls.validate_key is BaseCache.validate_key
             and cls.make_and_validate_key is BaseCache.make_and_validate_key
         )
-        try:
-            self._native = self._new_native()
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"RustCache OPTIONS['EVICTION']: {exc}") from exc
-
-    def _new_native(self) -> "_core.Cache":
-        return _core.Cache(
-            self._location,
-            key_prefix=self.key_prefix,
-            version=self.version,
-            default_timeout=self.default_timeout,
-            timeout_sentinel=DEFAULT_TIMEOUT,
-            max_entries=_clamp_i64(self._max_entries),
-            cull_frequency=_clamp_i64(self._cull_frequency),
-            max_bytes=self._options.max_bytes,
-            pickle_protocol=self.pickle_protocol,
-            make_keys=not self._verbatim,
-            key_warner=_warn_about_key,
-            python_clock=self._options.clock == "python",
-            eviction=self._options.eviction,
+        # A subclass that overrides get/set/delete sees them called by the *_many methods, as
+        # BaseCache's loops (which LocMemCache uses) call them.
+        self._generic_many = not (
+            cls.get is RustCache.get and cls.set is RustCache.set and cls.delete is RustCache.delete
         )
+        protocol = self.pickle_protocol
+        try:
+            native = _core.Cache(
+                self._location,
+                key_prefix=self.key_prefix,
+                version=self.version,
+                default_timeout=self.default_timeout,
+                timeout_sentinel=DEFAULT_TIMEOUT,
+                max_entries=_clamp(self._max_entries, _I64),
+                cull_frequency=_clamp(self._cull_frequency, _I64),
+                max_bytes=self._options.max_bytes,
+                pickle_protocol=pickle.DEFAULT_PROTOCOL if protocol is None else _clamp(protocol, _I32),
+                make_keys=not verbatim,
+                key_warner=_warn_about_key,
+                python_clock=self._options.clock == "python",
+                eviction=self._options.eviction,
+            )
+        except _core.EvictionConflict as exc:
+            raise ImproperlyConfigured(f"RustCache OPTIONS['EVICTION']: {exc}") from exc
+        # One attribute, published last: a thread reading it mid-rebuild sees the old pair or the new
+        # one, never a mix (keys made in Python handed to a handle that makes them again).
+        self._state = (verbatim, native)
 
-    def _made(self, keys: Any, version: int | None) -> dict[str, Any]:
-        return {self.make_and_validate_key(key, version=version): key for key in keys}
+    @property
+    def _verbatim(self) -> bool:
+        """Keys are made in Python (custom KEY_FUNCTION, or make_key/validate_key overridden)."""
+        return self._state[0]
+
+    @property
+    def _native(self) -> "_core.Cache":
+        return self._state[1]
+
+    def _made(self, keys: Any, version: int | None) -> list[tuple[str, Any]]:
+        return [(self.make_and_validate_key(key, version=version), key) for key in keys]
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        if self._verbatim:
+        verbatim, native = self._state
+        if verbatim:
             key = self.make_and_validate_key(key, version=version)
-        return self._native.add(key, value, timeout, version)
+        return native.add(key, value, timeout, version)
 
     def get(self, key, default=None, version=None):
-        if self._verbatim:
+        verbatim, native = self._state
+        if verbatim:
             key = self.make_and_validate_key(key, version=version)
-        return self._native.get(key, default, version)
+        return native.get(key, default, version)
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        if self._verbatim:
+        verbatim, native = self._state
+        if verbatim:
             key = self.make_and_validate_key(key, version=version)
-        self._native.set(key, value, timeout, version)
+        native.set(key, value, timeout, version)
 
     def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
-        if self._verbatim:
+        verbatim, native = self._state
+        if verbatim:
             key = self.make_and_validate_key(key, version=version)
-        return self._native.touch(key, timeout, version)
+        return native.touch(key, timeout, version)
 
     def delete(self, key, version=None):
-        if self._verbatim:
+        verbatim, native = self._state
+        if verbatim:
             key = self.make_and_validate_key(key, version=version)
-        return self._native.delete(key, version)
+        return native.delete(key, version)
 
     def has_key(self, key, version=None):
-        if self._verbatim:
+        verbatim, native = self._state
+        if verbatim:
             key = self.make_and_validate_key(key, version=version)
-        return self._native.has_key(key, version)
+        return native.has_key(key, version)
 
     def incr(self, key, delta=1, version=None):
-        if self._verbatim:
+        verbatim, native = self._state
+        if verbatim:
             key = self.make_and_validate_key(key, version=version)
-        return self._native.incr(key, delta, version)
+        return native.incr(key, delta, version)
 
     def get_many(self, keys, version=None):
-        if self._verbatim:
-            made = self._made(keys, version)
-            return {made[key]: value for key, value in self._native.get_many(made, version).items()}
-        return self._native.get_many(keys, version)
+        if self._generic_many:
+            return super().get_many(keys, version=version)
+        verbatim, native = self._state
+        if not verbatim:
+            return native.get_many(keys, version)
+        made = self._made(keys, version)
+        found = native.get_many([full for full, _ in made], version)
+        return {key: found[full] for full, key in made if full in found}
 
     def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
-        if self._verbatim:
-            made = self._made(data, version)
-            failed = self._native.set_many({key: data[made[key]] for key in made}, timeout, version)
-            return [made[key] for key in failed]
-        return self._native.set_many(data, timeout, version)
+        if self._generic_many:
+            return super().set_many(data, timeout=timeout, version=version)
+        verbatim, native = self._state
+        if not verbatim:
+            return native.set_many(data, timeout, version)
+        made = [(self.make_and_validate_key(key, version=version), key, value) for key, value in data.items()]
+        failed = set(native.set_many(_Items((full, value) for full, _, value in made), timeout, version))
+        return [key for full, key, _ in made if full in failed]
 
     def delete_many(self, keys, version=None):
-        if self._verbatim:
-            keys = self._made(keys, version)
-        self._native.delete_many(keys, version)
+        if self._generic_many:
+            return super().delete_many(keys, version=version)
+        verbatim, native = self._state
+        if verbatim:
+            keys = [full for full, _ in self._made(keys, version)]
+        native.delete_many(keys, version)
 
     def clear(self):
         self._native.clear()

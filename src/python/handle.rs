@@ -18,6 +18,13 @@ use super::registry::{store_for, SharedStore};
 use super::timeout::ttl_from_py;
 use crate::store::{Eviction, Limits, Now, StoreError, Timestamp, Ttl, Value};
 
+pyo3::create_exception!(
+    django_rustcache._core,
+    EvictionConflict,
+    PyValueError,
+    "A LOCATION's store already uses another eviction policy."
+);
+
 /// The `time` module's namespace.
 static TIME_MODULE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 
@@ -131,7 +138,7 @@ impl PyCache {
             other => return Err(PyValueError::new_err(format!("unknown eviction policy {other:?}"))),
         };
         let store = store_for(location, eviction).map_err(|existing| {
-            PyValueError::new_err(format!(
+            EvictionConflict::new_err(format!(
                 "LOCATION {location:?} already holds a store with eviction {existing:?}; all aliases sharing a \
                  LOCATION must use the same EVICTION"
             ))
@@ -222,8 +229,13 @@ impl PyCache {
         let py = key.py();
         let key = self.key(key, version)?;
         let value = encode(value, self.protocol)?;
-        let ttl = self.resolve_ttl(timeout)?;
         let now = self.now(py)?;
+        let ttl = match self.resolve_ttl(timeout) {
+            Ok(ttl) => ttl,
+            // `LocMemCache.add` looks at the timeout only if the key is absent.
+            Err(_) if self.store.with(|t| t.contains(&key, &now)) => return Ok(false),
+            Err(err) => return Err(err),
+        };
         Ok(self
             .store
             .with(|t| t.add(&key, value, ttl, &self.limits, &now))
@@ -240,10 +252,9 @@ impl PyCache {
         version: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         let py = data.py();
-        let ttl = self.resolve_ttl(timeout)?;
         let mut items = Vec::new();
         for item in data.call_method0(intern!(py, "items"))?.try_iter()? {
-            let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item?.extract()?;
+            let (key, value) = pair(&item?)?;
             let made = self.key(&key, version)?;
             let encoded = match encode(&value, self.protocol) {
                 Ok(encoded) => encoded,
@@ -258,6 +269,10 @@ impl PyCache {
             };
             items.push((key, made, encoded));
         }
+        if items.is_empty() {
+            return Ok(PyList::empty(py));
+        }
+        let ttl = self.resolve_ttl(timeout)?;
         let now = self.now(py)?;
         let refused: Vec<usize> = self.store.with(|t| {
             items
@@ -425,6 +440,23 @@ impl PyCache {
         self.store
             .with(|t| t.check_invariants())
             .map_err(pyo3::exceptions::PyAssertionError::new_err)
+    }
+}
+
+/// `for key, value in data.items()`: any iterable of exactly two items unpacks.
+fn pair<'py>(item: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    if let Ok(pair) = item.extract() {
+        return Ok(pair);
+    }
+    let mut parts = item.try_iter()?;
+    let mut next = || parts.next().transpose();
+    match (next()?, next()?, next()?) {
+        (Some(key), Some(value), None) => Ok((key, value)),
+        (_, _, Some(_)) => Err(PyValueError::new_err("too many values to unpack (expected 2)")),
+        (first, _, _) => Err(PyValueError::new_err(format!(
+            "not enough values to unpack (expected 2, got {})",
+            usize::from(first.is_some())
+        ))),
     }
 }
 

@@ -18,7 +18,7 @@ pub mod core_module {
     use pyo3::prelude::*;
 
     #[pymodule_export]
-    use super::handle::PyCache;
+    use super::handle::{EvictionConflict, PyCache};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

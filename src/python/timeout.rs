@@ -14,6 +14,9 @@ pub(crate) fn ttl_from_py(timeout: &Bound<'_, PyAny>) -> PyResult<Ttl> {
     }
     let secs: f64 = if timeout.is_instance_of::<PyInt>() || timeout.is_instance_of::<PyFloat>() {
         timeout.extract()?
+    } else if timeout.eq(0)? {
+        // `BaseCache.get_backend_timeout` tests `timeout == 0` first: `Decimal(0)` means "not cached".
+        0.0
     } else {
         // Mirror `time.time() + timeout`: a float on the left, Python's own rules for the rest.
         PyFloat::new(timeout.py(), 0.0).add(timeout)?.extract()?
