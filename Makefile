@@ -53,6 +53,7 @@ lint: dev  ## formatters and linters, checking only
 	cargo clippy --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benchmarks examples
 	$(VENV)/bin/ruff format --check python tests benchmarks examples
+	$(VENV)/bin/python -m mypy.stubtest django_rustcache._core
 
 format:  ## rewrite code in house style
 	cargo fmt --all

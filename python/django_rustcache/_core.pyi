@@ -4,6 +4,8 @@ module by ``python -m mypy.stubtest django_rustcache._core`` (``make lint``)."""
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, final
 
+__all__ = ["ENTRY_OVERHEAD", "Cache", "EvictionConflict", "__version__"]
+
 __version__: Final[str]
 ENTRY_OVERHEAD: Final[int]
 
