@@ -18,10 +18,12 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import gc
+import itertools
 import json
 import os
 import pickle
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -51,15 +53,27 @@ class Backend:
 
 
 RUST = Backend("rust", "RustCache")
+RUST_ADAPTIVE = Backend("rust-adaptive", "RustCache adaptive")
 LOCMEM = Backend("locmem", "LocMemCache")
 FLOOR = Backend("floor", "dict+pickle floor")
 REDIS = Backend("redis", "Redis")
 DISKCACHE = Backend("diskcache", "diskcache")
-ALL_BACKENDS = (RUST, LOCMEM, FLOOR, REDIS, DISKCACHE)
+ALL_BACKENDS = (RUST, RUST_ADAPTIVE, LOCMEM, FLOOR, REDIS, DISKCACHE)
 
 # Nothing may be culled or expire during a run: entries are bounded only by what a run writes.
 MAX_ENTRIES = 1 << 40
 TIMEOUT = 3600
+
+# The eviction section: caches that are full (FULL_ENTRIES entries), where the policies differ. With
+# CULL_FREQUENCY = MAX_ENTRIES a cull of a full cache removes exactly one entry, as the adaptive policy
+# does on every write of a new key; CULL_FREQUENCY 3 (Django's default) removes a third at once, every
+# FULL_ENTRIES / 3 writes.
+FULL_ENTRIES = 10_000
+EVICT_LRU = Backend("evict-lru", "RustCache lru")
+EVICT_ADAPTIVE = Backend("evict-adaptive", "RustCache adaptive")
+EVICT_LOCMEM = Backend("evict-locmem", "LocMemCache")
+EVICT_LRU_CULL3 = Backend("evict-lru-cull3", "RustCache lru, CULL_FREQUENCY 3")
+EVICTION_BACKENDS = (EVICT_LRU, EVICT_ADAPTIVE, EVICT_LOCMEM, EVICT_LRU_CULL3)
 
 
 def cache_settings(redis_port: int | None, diskcache_dir: str | None) -> dict[str, dict[str, Any]]:
@@ -71,6 +85,12 @@ def cache_settings(redis_port: int | None, diskcache_dir: str | None) -> dict[st
             "TIMEOUT": TIMEOUT,
             "OPTIONS": {"MAX_ENTRIES": MAX_ENTRIES},
         },
+        RUST_ADAPTIVE.alias: {
+            "BACKEND": "django_rustcache.backend.RustCache",
+            "LOCATION": "bench-rust-adaptive",
+            "TIMEOUT": TIMEOUT,
+            "OPTIONS": {"MAX_ENTRIES": MAX_ENTRIES, "EVICTION": "adaptive"},
+        },
         LOCMEM.alias: {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "bench-locmem",
@@ -79,6 +99,19 @@ def cache_settings(redis_port: int | None, diskcache_dir: str | None) -> dict[st
         },
         FLOOR.alias: {"BACKEND": "floor.DictPickleCache", "LOCATION": "bench-floor", "TIMEOUT": TIMEOUT},
     }
+    rust, locmem = "django_rustcache.backend.RustCache", "django.core.cache.backends.locmem.LocMemCache"
+    for backend, engine, options in [
+        (EVICT_LRU, rust, {"CULL_FREQUENCY": FULL_ENTRIES}),
+        (EVICT_ADAPTIVE, rust, {"EVICTION": "adaptive"}),
+        (EVICT_LOCMEM, locmem, {"CULL_FREQUENCY": FULL_ENTRIES}),
+        (EVICT_LRU_CULL3, rust, {"CULL_FREQUENCY": 3}),
+    ]:
+        caches[backend.alias] = {
+            "BACKEND": engine,
+            "LOCATION": f"bench-{backend.alias}",
+            "TIMEOUT": TIMEOUT,
+            "OPTIONS": {"MAX_ENTRIES": FULL_ENTRIES, **options},
+        }
     if redis_port is not None:
         caches[REDIS.alias] = {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -375,6 +408,81 @@ def make_ops() -> list[Op]:
     ]
 
 
+def entry_count(cache) -> int:
+    """Entries in a RustCache (its stats) or a LocMemCache (its dict)."""
+    return cache.stats()["entries"] if hasattr(cache, "stats") else len(cache._cache)
+
+
+def make_eviction_ops() -> list[Op]:
+    """Operations on a cache full at FULL_ENTRIES entries (the EVICTION_BACKENDS)."""
+    full_keys = _keys("full", FULL_ENTRIES)
+    fresh = iter(range(1 << 62))  # never-used key numbers, shared by every backend and batch
+    # The hits go over every entry in a shuffled order, each batch taking the next n: a batch's keys
+    # are then spread over the whole cache whatever n is (a batch cycling from the first key would
+    # hit only n entries, and a smaller calibrated batch would find them hotter in the CPU's caches).
+    shuffled = full_keys[:]
+    random.Random(1).shuffle(shuffled)
+    hit_order = itertools.cycle(shuffled)
+
+    def fill_full(cache):
+        cache.clear()
+        _fill(full_keys, SHORT_STR)(cache)
+
+    def new_keys(cache, batch):
+        # Untimed, before every batch: keys no cache has seen, so every set writes a new entry.
+        batch[:] = [f"bench:new:{next(fresh)}" for _ in batch]
+
+    def next_hits(cache, batch):
+        batch[:] = [next(hit_order) for _ in batch]
+
+    def check_get_full(cache):
+        _expect("entries of the full cache", entry_count(cache), FULL_ENTRIES)
+        _expect("get hit, oldest entry", cache.get(full_keys[0]), SHORT_STR)
+        _expect("get hit, newest entry", cache.get(full_keys[-1]), SHORT_STR)
+
+    def check_set_evicts(cache):
+        _expect("entries of the full cache", entry_count(cache), FULL_ENTRIES)
+        writes = 5000
+        stats = getattr(cache, "stats", None)
+        evictions = stats()["evictions"] if stats else 0
+        batch = [None] * writes
+        new_keys(cache, batch)
+        for key in batch:
+            cache.set(key, SHORT_STR)
+            if entry_count(cache) > FULL_ENTRIES:
+                raise AssertionError(f"set with eviction: {entry_count(cache)} entries > MAX_ENTRIES")
+        _expect("the newest entry", cache.get(batch[-1]), SHORT_STR)
+        if cache.get(full_keys[0]) is not None:
+            raise AssertionError("set with eviction: the oldest entry survived")
+        adaptive = getattr(getattr(cache, "_options", None), "eviction", "lru") == "adaptive"
+        if adaptive or cache._cull_frequency == FULL_ENTRIES:
+            # One entry out for every entry in: the cache stays exactly full.
+            _expect("entries after writing new keys", entry_count(cache), FULL_ENTRIES)
+            if stats:
+                _expect("evictions of as many sets", stats()["evictions"] - evictions, writes)
+
+    return [
+        Op(
+            "get hit (full cache)",
+            t_get,
+            None,
+            lambda n: [None] * n,
+            fill_full,
+            before=next_hits,
+            check=check_get_full,
+        ),
+        Op(
+            "set of a new key (full cache)",
+            t_set,
+            SHORT_STR,
+            lambda n: [None] * n,
+            fill_full,
+            before=new_keys,
+            check=check_set_evicts,
+        ),
+    ]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Timing
 
@@ -423,6 +531,8 @@ class Results:
     threads: dict[int, dict[str, Stat]] = field(default_factory=dict)
     # backend label -> bytes per entry (and details)
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # op name -> backend label -> Stat (ns per op), on the full caches of EVICTION_BACKENDS
+    eviction: dict[str, dict[str, Stat]] = field(default_factory=dict)
 
 
 def rotated(backends: list, rep: int) -> list:
@@ -444,12 +554,17 @@ async def arun_batch(op: Op, cache: Any, args: list) -> int:
     return elapsed
 
 
+# Timings of a calibration step: the least is kept, so that a step preempted on a busy machine does not
+# make the batch far too small (a batch of a few dozen calls measures cold caches and the timer).
+CALIBRATION_TRIES = 3
+
+
 def calibrated(measure: Callable[[int], int], target_ns: int) -> int:
     """The batch size n for which a batch takes about target_ns."""
     n = 4
     while True:
         measure(n)  # warm
-        elapsed = max(measure(n), 1)
+        elapsed = max(min(measure(n) for _ in range(CALIBRATION_TRIES)), 1)
         if elapsed >= target_ns // 8 or n >= 1 << 20:
             return max(10, min(1 << 20, round(n * target_ns / elapsed)))
         n *= 2
@@ -483,7 +598,7 @@ async def time_async_op(op: Op, caches: dict[Backend, Any], plan: Plan) -> dict[
         n = 4
         while True:
             await arun_batch(op, cache, op.batch(n))
-            elapsed = max(await arun_batch(op, cache, op.batch(n)), 1)
+            elapsed = max(min([await arun_batch(op, cache, op.batch(n)) for _ in range(CALIBRATION_TRIES)]), 1)
             if elapsed >= plan.batch_ns // 8 or n >= 1 << 20:
                 break
             n *= 2
@@ -498,12 +613,12 @@ async def time_async_op(op: Op, caches: dict[Backend, Any], plan: Plan) -> dict[
     return {backend.label: Stat.of(samples[backend], sizes[backend]) for backend in backends}
 
 
-def time_ops(ops: list[Op], caches: dict[Backend, Any], plan: Plan, results: Results) -> None:
+def time_ops(ops: list[Op], caches: dict[Backend, Any], plan: Plan, results: Results, into: str = "ops") -> None:
     for op in ops:
         if op.is_async:
             continue
         started = time.monotonic()
-        results.ops[op.name] = time_sync_op(op, caches, plan)
+        getattr(results, into)[op.name] = time_sync_op(op, caches, plan)
         print(f"  {op.name}: {time.monotonic() - started:.1f} s", file=sys.stderr)
     async_ops = [op for op in ops if op.is_async]
 
@@ -683,6 +798,10 @@ TARGETS = [
     ("aget hit (short str)", 0.01),
 ]
 MEMORY_TARGET = 0.5
+# EVICTION "adaptive" is no more than 10% slower than "lru" on get and set: (row, bound on the ratio
+# adaptive / lru), on the unbounded caches of the main table and on the full caches of the eviction table.
+ADAPTIVE_TARGETS = [("get hit (short str)", 1.10), ("set (short str)", 1.10)]
+ADAPTIVE_FULL_TARGETS = [("get hit (full cache)", 1.10), ("set of a new key (full cache)", 1.10)]
 
 
 def fmt_ns(ns: float) -> str:
@@ -742,6 +861,22 @@ def table(results: Results, labels: list[str]) -> str:
     return "\n".join(lines)
 
 
+def eviction_table(results: Results) -> str:
+    labels = [b.label for b in EVICTION_BACKENDS if any(b.label in by for by in results.eviction.values())]
+    base = EVICT_LRU.label
+    lines = ["| operation | " + " | ".join(labels) + " |", "|---" + "|--:" * len(labels) + "|"]
+    for name, by in results.eviction.items():
+        cells = []
+        for label in labels:
+            if label not in by:
+                cells.append("-")
+                continue
+            ratio = by[label].median / by[base].median
+            cells.append(f"{fmt_ns(by[label].median)} ({fmt_ratio(ratio)})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def throughput_table(results: Results, labels: list[str]) -> str:
     lines = ["| threads | " + " | ".join(labels) + " |", "|---" + "|--:" * len(labels) + "|"]
     for threads, by in results.threads.items():
@@ -775,6 +910,17 @@ def target_checks(results: Results) -> str:
         ratio = results.memory[rust]["bytes_per_entry"] / results.memory[base]["bytes_per_entry"]
         met = verdict(ratio, MEMORY_TARGET)
         lines.append(f"| memory per entry, vs LocMemCache | {fmt_ratio(ratio)} | ≤ {MEMORY_TARGET}x | {met} |")
+    for source, targets, lru, adaptive, where in [
+        (results.ops, ADAPTIVE_TARGETS, rust, RUST_ADAPTIVE.label, ""),
+        (results.eviction, ADAPTIVE_FULL_TARGETS, EVICT_LRU.label, EVICT_ADAPTIVE.label, f", {FULL_ENTRIES:,} max"),
+    ]:
+        for name, bound in targets:
+            by = source.get(name, {})
+            if lru not in by or adaptive not in by:
+                continue
+            ratio = by[adaptive].median / by[lru].median
+            met = verdict(ratio, bound)
+            lines.append(f"| {name}{where}, EVICTION adaptive vs lru | {fmt_ratio(ratio)} | ≤ {bound}x | {met} |")
     return "\n".join(lines)
 
 
@@ -821,7 +967,16 @@ def is_release_build() -> bool:
 
 
 def report(results: Results, labels: list[str], info: dict[str, str], plan: Plan) -> str:
-    out = [table(results, labels), "", "Targets (RustCache, medians, same run):", "", target_checks(results), ""]
+    out = [table(results, labels), ""]
+    if results.eviction:
+        out += [
+            f"On full caches (`MAX_ENTRIES` {FULL_ENTRIES:,}; every set of a new key evicts one entry, except with "
+            f"`CULL_FREQUENCY` 3, which culls a third every {FULL_ENTRIES // 3:,} sets); ratio to RustCache lru:",
+            "",
+            eviction_table(results),
+            "",
+        ]
+    out += ["Targets (RustCache, medians, same run):", "", target_checks(results), ""]
     if results.threads:
         out += ["Aggregate throughput of the get/set mix, ops/s (medians):", "", throughput_table(results, labels), ""]
     out += ["Machine and run:", ""]
@@ -862,6 +1017,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated substrings: time only the operations whose name has one")
     parser.add_argument("--no-threads", action="store_true", help="skip the multi-threaded mix")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--no-eviction", action="store_true", help="skip the operations on full caches")
     parser.add_argument("--reps", type=int, help="repetitions per operation (overrides the mode's)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/")
     parser.add_argument(
@@ -927,7 +1083,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_django(redis_port, diskcache_dir)
         from django.core.cache import caches
 
-        backends = [RUST, LOCMEM, FLOOR]
+        backends = [RUST, RUST_ADAPTIVE, LOCMEM, FLOOR]
         if redis_port is not None:
             backends.append(REDIS)
         if diskcache_dir is not None:
@@ -941,12 +1097,20 @@ def main(argv: list[str] | None = None) -> int:
 
         results = Results()
         ops = make_ops()
+        eviction_ops = [] if args.no_eviction else make_eviction_ops()
         if args.only:
             wanted = [w.strip() for w in args.only.split(",")]
             ops = [op for op in ops if any(w in op.name for w in wanted)]
+            eviction_ops = [op for op in eviction_ops if any(w in op.name for w in wanted)]
         run_started = time.monotonic()
         print("operations:", file=sys.stderr)
         time_ops(ops, held, plan, results)
+        if eviction_ops:
+            print("full caches:", file=sys.stderr)
+            full = {backend: caches[backend.alias] for backend in EVICTION_BACKENDS}
+            time_ops(eviction_ops, full, plan, results, into="eviction")
+            for cache in full.values():
+                cache.clear()
         if not args.no_threads:
             print("threads:", file=sys.stderr)
             time_threads(backends, plan, results)
@@ -974,6 +1138,7 @@ def main(argv: list[str] | None = None) -> int:
             "ops": {name: {k: vars(v) for k, v in by.items()} for name, by in results.ops.items()},
             "threads": {str(t): {k: vars(v) for k, v in by.items()} for t, by in results.threads.items()},
             "memory": results.memory,
+            "eviction": {name: {k: vars(v) for k, v in by.items()} for name, by in results.eviction.items()},
         }
         (RESULTS / "latest.json").write_text(json.dumps(raw, indent=2) + "\n")
         update_readme(HERE / "README.md", text)
