@@ -24,9 +24,10 @@ pub(crate) enum PyPayload {
     Float(f64),
     Bool(bool),
     None,
-    /// The bytes `pickle.dumps` returned (and their length), kept as the same object so `get`
-    /// passes it to `pickle.loads` without a copy.
-    Pickled(Py<PyBytes>, usize),
+    /// What `pickle.dumps` returned, copied into an allocation of exactly its size: the pickler's
+    /// own output object can hold on to its larger working buffer, which doubled resident memory for
+    /// small pickled values (`benchmarks/memory_budget.py`).
+    Pickled(Box<[u8]>),
 }
 
 /// The weight of the fixed-size payloads, in bytes.
@@ -35,8 +36,8 @@ const SCALAR_WEIGHT: usize = 8;
 impl Weigh for PyPayload {
     fn weight(&self) -> usize {
         match self {
-            Self::Str(_, len) | Self::Pickled(_, len) => *len,
-            Self::Bytes(b) => b.len(),
+            Self::Str(_, len) => *len,
+            Self::Bytes(b) | Self::Pickled(b) => b.len(),
             Self::Float(_) | Self::Bool(_) | Self::None => SCALAR_WEIGHT,
         }
     }
@@ -82,8 +83,7 @@ pub(crate) fn encode(value: &Bound<'_, PyAny>, protocol: i32) -> PyResult<Value<
     let dumps = PICKLE_DUMPS.import(py, "pickle", "dumps")?;
     let pickled = dumps.call1((value, protocol))?;
     let pickled = pickled.cast_into::<PyBytes>().map_err(PyErr::from)?;
-    let len = pickled.as_bytes().len();
-    Ok(Value::Data(PyPayload::Pickled(pickled.unbind(), len)))
+    Ok(Value::Data(PyPayload::Pickled(pickled.as_bytes().into())))
 }
 
 /// A stored value on its way out: either already a Python object, or pickled bytes to load once
@@ -98,7 +98,7 @@ pub(crate) enum Decoded<'py> {
 pub(crate) fn decode_in_lock<'py>(py: Python<'py>, value: &Value<PyPayload>) -> Decoded<'py> {
     let obj = match value {
         Value::Int(n) => PyInt::new(py, *n).into_any(),
-        Value::Data(PyPayload::Pickled(p, _)) => return Decoded::Pickled(p.bind(py).clone()),
+        Value::Data(PyPayload::Pickled(p)) => return Decoded::Pickled(PyBytes::new(py, p)),
         Value::Data(PyPayload::Str(s, _)) => s.bind(py).clone().into_any(),
         Value::Data(PyPayload::Bytes(b)) => PyBytes::new(py, b).into_any(),
         Value::Data(PyPayload::Float(f)) => PyFloat::new(py, *f).into_any(),
