@@ -14,10 +14,11 @@ import subprocess
 import sys
 import tempfile
 
-OPERATIONS = ("get", "get_miss", "set", "incr")
+OPERATIONS = ("get", "get_miss", "set", "incr", "set_evict")
 BACKENDS = {
     "RustCache (CLOCK=python, default)": ("django_rustcache.RustCache", {"CLOCK": "python"}),
     "RustCache (CLOCK=system)": ("django_rustcache.RustCache", {"CLOCK": "system"}),
+    "RustCache (EVICTION=adaptive)": ("django_rustcache.RustCache", {"EVICTION": "adaptive"}),
     "LocMemCache": ("django.core.cache.backends.locmem.LocMemCache", {}),
     "dict+pickle floor": ("floor.DictPickleCache", {}),
 }
@@ -28,8 +29,12 @@ sys.path.insert(0, {bench_dir!r})
 import django
 from django.conf import settings
 backend, options, op, n = {backend!r}, {options!r}, {op!r}, {n}
+# set_evict: a cache full at 10,000 entries, every set a new key, so every set evicts. For LRU-like
+# backends CULL_FREQUENCY = 10,000 makes that one entry per set, as the adaptive policy does.
+full = op == "set_evict"
+limits = {{"MAX_ENTRIES": 10_000, "CULL_FREQUENCY": 10_000}} if full else {{"MAX_ENTRIES": 10**7}}
 settings.configure(CACHES={{"default": {{"BACKEND": backend, "LOCATION": "instructions",
-                                       "OPTIONS": {{"MAX_ENTRIES": 10**7, **options}}}}}})
+                                       "OPTIONS": {{**limits, **options}}}}}})
 django.setup()
 from django.core.cache import caches
 c = caches["default"]
@@ -47,6 +52,10 @@ elif op == "set":
 elif op == "incr":
     f = c.incr
     for _ in range(n): f("n")
+elif op == "set_evict":
+    f = c.set
+    for i in range(10_000): f(i, i)
+    for k in range(10_000, 10_000 + n): f(k, k)
 """
 
 
@@ -73,6 +82,8 @@ def main() -> None:
     rows = {}
     for name, (backend, options) in BACKENDS.items():
         for op in OPERATIONS:
+            if op == "set_evict" and name == "dict+pickle floor":
+                continue  # the floor has no limits
             base = instructions(backend, options, op, 0)
             rows[name, op] = (instructions(backend, options, op, args.n) - base) / args.n
     print("| backend | " + " | ".join(OPERATIONS) + " |")
@@ -80,6 +91,9 @@ def main() -> None:
     for name in BACKENDS:
         cells = []
         for op in OPERATIONS:
+            if (name, op) not in rows:
+                cells.append("n/a")
+                continue
             ratio = rows[name, op] / rows["LocMemCache", op]
             cells.append(f"{rows[name, op]:,.0f} ({ratio:.3f}x)")
         print(f"| {name} | " + " | ".join(cells) + " |")
