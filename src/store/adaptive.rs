@@ -305,7 +305,24 @@ impl AdaptivePolicy {
 
     /// The entry in `slot` was read (get hit) or rewritten (overwrite, incr).
     pub fn on_hit(&mut self, slot: u32, hash: u64) {
-        self.sketch.increment(fold(hash));
+        self.hit(slot, fold(hash));
+    }
+
+    /// As `on_hit`, with the hash recorded when the entry was inserted: the table need not hash the
+    /// key again on every hit.
+    pub fn on_hit_slot(&mut self, slot: u32) {
+        if let Some(h) = self
+            .nodes
+            .get(slot as usize)
+            .filter(|n| n.region != ABSENT)
+            .map(|n| n.hash)
+        {
+            self.hit(slot, h);
+        }
+    }
+
+    fn hit(&mut self, slot: u32, h: u32) {
+        self.sketch.increment(h);
         self.last_miss = None;
         match self.nodes.get(slot as usize).map_or(ABSENT, |n| n.region) {
             WINDOW => self.move_to_front(WINDOW, slot),

@@ -214,18 +214,15 @@ impl<P: Weigh> Table<P> {
             return None;
         };
         self.counters.hits += 1;
-        self.touch_order(slot, key);
+        self.touch_order(slot);
         self.entry(slot).map(|e| &e.value)
     }
 
     /// Mark the entry in `slot` most recently used (and, for the adaptive policy, used once more).
-    fn touch_order(&mut self, slot: u32, key: &[u8]) {
+    fn touch_order(&mut self, slot: u32) {
         self.order.move_to_front(slot);
-        if self.adaptive.is_some() {
-            let hash = self.hash_of(key);
-            if let Some(policy) = self.adaptive.as_deref_mut() {
-                policy.on_hit(slot, hash);
-            }
+        if let Some(policy) = self.adaptive.as_deref_mut() {
+            policy.on_hit_slot(slot);
         }
     }
 
@@ -327,7 +324,7 @@ impl<P: Weigh> Table<P> {
                     }
                 }
                 self.sink.garbage.push(old_value);
-                self.touch_order(slot, key);
+                self.touch_order(slot);
                 return slot;
             }
         }
@@ -509,7 +506,7 @@ impl<P: Weigh> Table<P> {
         let next = current.checked_add(delta).ok_or(StoreError::Overflow)?;
         entry.value = Value::Int(next);
         entry.cas = cas;
-        self.touch_order(slot, key);
+        self.touch_order(slot);
         Ok(next)
     }
 
@@ -550,7 +547,7 @@ impl<P: Weigh> Table<P> {
         entry.cas = new_cas;
         self.bytes = self.bytes - old_bytes + bytes;
         self.sink.garbage.push(old_value);
-        self.touch_order(slot, key);
+        self.touch_order(slot);
         if let Some(max_bytes) = limits.max_bytes {
             self.enforce_byte_budget(max_bytes, slot, now);
         }
