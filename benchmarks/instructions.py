@@ -78,9 +78,18 @@ def instructions(backend: str, options: dict, op: str, n: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=100_000, help="operations per measured run")
+    parser.add_argument(
+        "--backends", help="comma-separated substrings of the backend names to run (LocMemCache is always run)"
+    )
     args = parser.parse_args()
+    wanted = [w.strip() for w in args.backends.split(",")] if args.backends else None
+    backends = {
+        name: spec
+        for name, spec in BACKENDS.items()
+        if wanted is None or name == "LocMemCache" or any(w in name for w in wanted)
+    }
     rows = {}
-    for name, (backend, options) in BACKENDS.items():
+    for name, (backend, options) in backends.items():
         for op in OPERATIONS:
             if op == "set_evict" and name == "dict+pickle floor":
                 continue  # the floor has no limits
@@ -88,7 +97,7 @@ def main() -> None:
             rows[name, op] = (instructions(backend, options, op, args.n) - base) / args.n
     print("| backend | " + " | ".join(OPERATIONS) + " |")
     print("|---|" + "--:|" * len(OPERATIONS))
-    for name in BACKENDS:
+    for name in backends:
         cells = []
         for op in OPERATIONS:
             if (name, op) not in rows:
