@@ -353,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {config}: {time.monotonic() - t0:.1f} s", file=sys.stderr)
     fills = [r for r in results if r["mode"] == "fill"]
     expiries = [r for r in results if r["mode"] == "expiry"]
-    worst = max(fills + [r for r in expiries if r["max_bytes"]], key=lambda r: r["peak_rss"] - r["baseline_rss"])
+    worst = max(
+        fills + [r for r in expiries if r["max_bytes"]],
+        key=lambda r: (r["peak_rss"] - r["baseline_rss"]) / r["max_bytes"],
+    )
     worst_factor = (worst["peak_rss"] - worst["baseline_rss"]) / worst["max_bytes"]
     info = machine(command)
     info += [
