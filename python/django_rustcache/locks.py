@@ -20,6 +20,8 @@ import uuid
 from collections import deque
 from typing import Any
 
+from .waiters import TaskWaiter, ThreadWaiter
+
 # freezegun replaces ``time.monotonic`` (and every module attribute bound to it) while it freezes time;
 # a frozen clock would make ``blocking_timeout`` wait forever. A dict entry is out of its reach.
 _CLOCK = {"monotonic": time.monotonic}
@@ -35,28 +37,6 @@ class LockError(Exception):
 
 class LockNotOwnedError(LockError):
     """The lock is no longer held by this holder: it expired, or another holder has it now."""
-
-
-class _ThreadWaiter:
-    __slots__ = ("event",)
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def wake(self) -> None:
-        self.event.set()
-
-
-class _TaskWaiter:
-    __slots__ = ("event", "loop")
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.event = asyncio.Event()
-
-    def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: its task is not waiting any more
-            self.loop.call_soon_threadsafe(self.event.set)
 
 
 # (LOCATION, full key) -> waiters, head first. A name is present only while it has waiters.
@@ -229,7 +209,7 @@ class Lock(_LockBase):
             return True
         if not blocking:
             return False
-        waiter = _ThreadWaiter()
+        waiter = ThreadWaiter()
         _enqueue(self._queue, waiter)
         try:
             while True:
@@ -293,7 +273,7 @@ class AsyncLock(_LockBase):
             return True
         if not blocking:
             return False
-        waiter = _TaskWaiter()
+        waiter = TaskWaiter()
         _enqueue(self._queue, waiter)
         try:
             while True:

@@ -14,10 +14,11 @@ comes back to this one) and computes it directly instead of deadlocking.
 """
 
 import asyncio
-import contextlib
 import threading
 from collections import deque
 from typing import Any
+
+from .waiters import TaskWaiter, ThreadWaiter
 
 _MISSING = object()
 
@@ -32,30 +33,26 @@ class _Flight:
         self.value: Any = None
 
 
-class _ThreadWaiter:
-    __slots__ = ("event", "promoted", "who")
+class _ThreadWaiter(ThreadWaiter):
+    """A waiting thread, named by `who` for deadlock detection; `promoted` when it must compute."""
+
+    __slots__ = ("promoted", "who")
 
     def __init__(self, who: Any) -> None:
+        super().__init__()
         self.who = who
         self.promoted = False
-        self.event = threading.Event()
-
-    def wake(self) -> None:
-        self.event.set()
 
 
-class _TaskWaiter:
-    __slots__ = ("event", "loop", "promoted", "who")
+class _TaskWaiter(TaskWaiter):
+    """A waiting task, named by `who` for deadlock detection; `promoted` when it must compute."""
+
+    __slots__ = ("promoted", "who")
 
     def __init__(self, who: Any) -> None:
+        super().__init__()
         self.who = who
         self.promoted = False
-        self.loop = asyncio.get_running_loop()
-        self.event = asyncio.Event()
-
-    def wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: its task is not waiting any more
-            self.loop.call_soon_threadsafe(self.event.set)
 
 
 _mutex = threading.Lock()
