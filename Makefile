@@ -77,7 +77,7 @@ bench: $(VENVB)/.installed  ## benchmark suite on a release build (BENCH_ARGS="-
 	BENCH_VIA="make bench$(if $(BENCH_ARGS), BENCH_ARGS=\"$(BENCH_ARGS)\")" $(VENVB)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
 .PHONY: hit-ratio
-hit-ratio: dev  ## hit ratios through the backend vs exact LRU and OPT (HIT_RATIO_ARGS="--quick" for ~2 min)
+hit-ratio: dev  ## hit ratios through the backend vs exact LRU and OPT, ~15 min (HIT_RATIO_ARGS=--quick: ~4 min)
 	HIT_RATIO_VIA="make hit-ratio$(if $(HIT_RATIO_ARGS), HIT_RATIO_ARGS=\"$(HIT_RATIO_ARGS)\")" $(VENV)/bin/python benchmarks/hit_ratio.py $(HIT_RATIO_ARGS)
 
 clean:  ## remove build products and virtualenvs
