@@ -233,6 +233,7 @@ impl AdaptivePolicy {
         self.window_max = ((cap as f64 * self.tuning.initial_window) as usize).clamp(1.min(cap), cap);
         self.protected_max = ((cap - self.window_max) as f64 * self.tuning.protected_share) as usize;
         self.ghosts.set_limit(self.ghost_limit());
+        self.sketch.set_aging(cap, self.tuning.sketch_period);
     }
 
     fn ghost_limit(&self) -> usize {
@@ -258,6 +259,8 @@ impl AdaptivePolicy {
             // Much smaller now: give the memory back (the history goes with it).
             self.sketch = FrequencySketch::new(capacity.min(INITIAL_SKETCH), self.tuning.sketch_period);
         }
+        // Counters age at a pace set by the capacity in force, whatever size the sketch has grown to.
+        self.sketch.set_aging(capacity, self.tuning.sketch_period);
     }
 
     /// A new entry was stored in `slot`.
@@ -296,8 +299,9 @@ impl AdaptivePolicy {
         let words = self.sketch.words();
         if len > words && words < self.capacity {
             let target = len.saturating_mul(2).min(self.capacity);
-            let fresh = FrequencySketch::new(target, self.tuning.sketch_period);
+            let mut fresh = FrequencySketch::new(target, self.tuning.sketch_period);
             if fresh.words() > words {
+                fresh.set_aging(self.capacity, self.tuning.sketch_period);
                 self.sketch = fresh;
             }
         }

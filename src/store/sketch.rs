@@ -41,6 +41,11 @@ impl FrequencySketch {
         }
     }
 
+    /// Halve the counters every `period` × `entries` counted increments from now on.
+    pub(crate) fn set_aging(&mut self, entries: usize, period: f64) {
+        self.sample_size = ((entries as f64 * period) as usize).max(MIN_WORDS);
+    }
+
     /// How many entries this sketch was sized for (its word count).
     pub(crate) fn words(&self) -> usize {
         self.table.len()
