@@ -74,27 +74,42 @@ def test_byte_budget_is_never_exceeded_and_refusals_are_logged(caplog):
         cache.set("k49", "y" * budget)
     assert cache.get("k49") == "x" * 100, "a refused value leaves the old one"
     assert cache.stats()["entries"] == 10
+    refusals = [r for r in caplog.records if r.levelno == logging.WARNING and "MAX_BYTES" in r.getMessage()]
+    assert [r.name for r in refusals] == ["django_rustcache.store"]
+
+
+def test_bulk_culls_are_logged_at_once_and_single_evictions_as_a_summary(caplog):
+    culling = make(MAX_ENTRIES=60, CULL_FREQUENCY=3)
+    one_at_a_time = make(MAX_ENTRIES=10, EVICTION="adaptive")
+    with caplog.at_level(logging.DEBUG, logger="django_rustcache"):
+        for i in range(61):
+            culling.set(i, i)  # the 61st write culls 60 // 3 = 20 entries in one go
+        for i in range(10 + 1023):
+            one_at_a_time.set(i, i)  # 1,023 evictions: not yet a summary
+        quiet = [r.getMessage() for r in caplog.records if "one at a time" in r.getMessage()]
+        one_at_a_time.set("one-more", 1)
     messages = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
-    assert any(
-        name == "django_rustcache.store" and level == logging.DEBUG and "evicted" in msg
-        for name, level, msg in messages
-    )
-    assert any(level == logging.WARNING and "MAX_BYTES" in msg for _, level, msg in messages)
+    assert ("django_rustcache.store", logging.DEBUG, "culled 20 entries to make room") in messages
+    assert quiet == []
+    summaries = [m for _, _, m in messages if "one at a time" in m]
+    assert len(summaries) == 1
+    assert summaries[0].startswith("evicted ")
+    assert int(summaries[0].split()[1]) >= 1024
 
 
 def test_log_level_changes_take_effect_at_run_time(caplog):
-    cache = make(MAX_ENTRIES=3, CULL_FREQUENCY=3)
+    cache = make(MAX_ENTRIES=48, CULL_FREQUENCY=3)  # every 17th write culls 16 entries: a bulk cull
     logger = logging.getLogger("django_rustcache.store")
     with caplog.at_level(logging.WARNING, logger="django_rustcache"):
-        for i in range(10):
+        for i in range(100):
             cache.set(i, i)
-    assert not [r for r in caplog.records if "evicted" in r.getMessage()], "culls are quiet at WARNING"
+    assert not [r for r in caplog.records if "culled" in r.getMessage()], "culls are quiet at WARNING"
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="django_rustcache"):
         assert logger.isEnabledFor(logging.DEBUG)
-        for i in range(10, 20):
+        for i in range(100, 200):
             cache.set(i, i)
-    assert [r for r in caplog.records if "evicted" in r.getMessage()]
+    assert [r for r in caplog.records if "culled" in r.getMessage()]
 
 
 def _charge(made_key: str, weight: int) -> int:
