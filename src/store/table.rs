@@ -158,6 +158,24 @@ impl<P: Weigh> Table<P> {
         self.slots.get_mut(slot as usize)?.as_mut()
     }
 
+    /// `value` with the bytes its entry is charged, or `TooLarge` if that alone exceeds the byte
+    /// budget; the refused value goes to the sink (dropped after the lock), the table is unchanged.
+    fn within_budget(&mut self, key: &[u8], value: Value<P>, limits: &Limits) -> Result<(Value<P>, usize), StoreError> {
+        let bytes = entry_bytes(key, &value);
+        match limits.max_bytes {
+            Some(max_bytes) if bytes > max_bytes => {
+                let err = StoreError::TooLarge {
+                    entry_bytes: bytes,
+                    max_bytes,
+                };
+                self.sink.garbage.push(value);
+                self.sink.refused = Some(err.clone());
+                Err(err)
+            }
+            _ => Ok((value, bytes)),
+        }
+    }
+
     fn take_cas(&mut self) -> u64 {
         let cas = self.next_cas;
         self.next_cas += 1;
@@ -205,11 +223,8 @@ impl<P: Weigh> Table<P> {
     pub fn get(&mut self, key: &[u8], now: &Now) -> Option<&Value<P>> {
         let Some(slot) = self.find_live(key, now) else {
             self.counters.misses += 1;
-            if self.adaptive.is_some() {
-                let hash = self.hash_of(key);
-                if let Some(policy) = self.adaptive.as_deref_mut() {
-                    policy.on_miss(hash);
-                }
+            if let Some(policy) = self.adaptive.as_deref_mut() {
+                policy.on_miss(self.map.hasher().hash_one(key));
             }
             return None;
         };
@@ -247,18 +262,7 @@ impl<P: Weigh> Table<P> {
     /// Store `value` under `key` (`LocMemCache.set`): cull first if the cache is full, then write and
     /// mark most recently used. A dead-on-arrival `ttl` removes the key instead.
     pub fn set(&mut self, key: &[u8], value: Value<P>, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
-        let bytes = entry_bytes(key, &value);
-        if let Some(max_bytes) = limits.max_bytes {
-            if bytes > max_bytes {
-                let err = StoreError::TooLarge {
-                    entry_bytes: bytes,
-                    max_bytes,
-                };
-                self.sink.garbage.push(value);
-                self.sink.refused = Some(err.clone());
-                return Err(err);
-            }
-        }
+        let (value, bytes) = self.within_budget(key, value, limits)?;
         if self.adaptive.is_some() {
             if !self.map.contains_key(key) {
                 self.evict_one_at_a_time(limits, now);
@@ -343,11 +347,8 @@ impl<P: Weigh> Table<P> {
             self.slots.push(Some(entry));
             (self.slots.len() - 1) as u32
         };
-        if self.adaptive.is_some() {
-            let hash = self.hash_of(&key);
-            if let Some(policy) = self.adaptive.as_deref_mut() {
-                policy.on_insert(slot, hash);
-            }
+        if let Some(policy) = self.adaptive.as_deref_mut() {
+            policy.on_insert(slot, self.map.hasher().hash_one(&*key));
         }
         self.map.insert(key, slot);
         self.order.push_front(slot);
@@ -525,18 +526,7 @@ impl<P: Weigh> Table<P> {
             self.sink.garbage.push(value);
             return Ok(false);
         };
-        let bytes = entry_bytes(key, &value);
-        if let Some(max_bytes) = limits.max_bytes {
-            if bytes > max_bytes {
-                let err = StoreError::TooLarge {
-                    entry_bytes: bytes,
-                    max_bytes,
-                };
-                self.sink.garbage.push(value);
-                self.sink.refused = Some(err.clone());
-                return Err(err);
-            }
-        }
+        let (value, bytes) = self.within_budget(key, value, limits)?;
         let new_cas = self.take_cas();
         let Some(entry) = self.entry_mut(slot).filter(|e| e.cas == cas) else {
             self.sink.garbage.push(value);
