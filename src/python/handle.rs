@@ -86,6 +86,28 @@ impl PyCache {
             .collect()
     }
 
+    /// The made key and the current time: how every single-key operation starts.
+    fn key_and_now(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<(Vec<u8>, Now)> {
+        let made = self.key(key, version)?;
+        Ok((made, self.now(key.py())?))
+    }
+
+    /// The timeout as a `Ttl`; or `None` when it is bad but `LocMemCache` would not have looked at it
+    /// (`add` reads it only for an absent key, `touch` only for a present one).
+    fn resolve_ttl_if_read(
+        &self,
+        timeout: &Bound<'_, PyAny>,
+        key: &[u8],
+        now: &Now,
+        read_when_present: bool,
+    ) -> PyResult<Option<Ttl>> {
+        match self.resolve_ttl(timeout) {
+            Ok(ttl) => Ok(Some(ttl)),
+            Err(err) if self.store.with(|t| t.contains(key, now)) == read_when_present => Err(err),
+            Err(_) => Ok(None),
+        }
+    }
+
     fn resolve_ttl(&self, timeout: &Bound<'_, PyAny>) -> PyResult<Ttl> {
         if timeout.is(&self.timeout_sentinel) {
             Ok(self.default_ttl)
@@ -173,8 +195,7 @@ impl PyCache {
         version: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
-        let key = self.key(key, version)?;
-        let now = self.now(py)?;
+        let (key, now) = self.key_and_now(key, version)?;
         match self.store.with(|t| t.get(&key, &now).map(|v| decode_in_lock(py, v))) {
             Some(found) => found.into_value(),
             None => Ok(default.clone()),
@@ -230,11 +251,8 @@ impl PyCache {
         let key = self.key(key, version)?;
         let value = encode(value, self.protocol)?;
         let now = self.now(py)?;
-        let ttl = match self.resolve_ttl(timeout) {
-            Ok(ttl) => ttl,
-            // `LocMemCache.add` looks at the timeout only if the key is absent.
-            Err(_) if self.store.with(|t| t.contains(&key, &now)) => return Ok(false),
-            Err(err) => return Err(err),
+        let Some(ttl) = self.resolve_ttl_if_read(timeout, &key, &now, false)? else {
+            return Ok(false);
         };
         Ok(self
             .store
@@ -289,26 +307,16 @@ impl PyCache {
 
     /// Give `key` a new timeout; whether it was there to touch.
     fn touch(&self, key: &Bound<'_, PyAny>, timeout: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let py = key.py();
-        let key = self.key(key, version)?;
-        let now = self.now(py)?;
-        let ttl = match self.resolve_ttl(timeout) {
-            Ok(ttl) => ttl,
-            // `LocMemCache.touch` looks at the timeout only if the key is there.
-            Err(err) if !self.store.with(|t| t.contains(&key, &now)) => {
-                drop(err);
-                return Ok(false);
-            }
-            Err(err) => return Err(err),
+        let (key, now) = self.key_and_now(key, version)?;
+        let Some(ttl) = self.resolve_ttl_if_read(timeout, &key, &now, true)? else {
+            return Ok(false);
         };
         Ok(self.store.with(|t| t.touch(&key, ttl, &now)))
     }
 
     /// Remove `key`; whether a live value was removed.
     fn delete(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let py = key.py();
-        let key = self.key(key, version)?;
-        let now = self.now(py)?;
+        let (key, now) = self.key_and_now(key, version)?;
         Ok(self.store.with(|t| t.delete(&key, &now)))
     }
 
@@ -325,8 +333,7 @@ impl PyCache {
     /// Remove `key` only if it holds a `str` equal to `expected` (atomically); whether it did.
     fn delete_if_equal(&self, key: &Bound<'_, PyAny>, expected: &str, version: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = key.py();
-        let key = self.key(key, version)?;
-        let now = self.now(py)?;
+        let (key, now) = self.key_and_now(key, version)?;
         Ok(self.store.with(|t| {
             t.delete_if(
                 &key,
@@ -340,9 +347,7 @@ impl PyCache {
     /// Seconds until `key` expires: `-1.0` if it never does, `-2.0` if there is no live value
     /// (Redis's `TTL` conventions, which the face turns into django-redis's).
     fn ttl(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<f64> {
-        let py = key.py();
-        let key = self.key(key, version)?;
-        let now = self.now(py)?;
+        let (key, now) = self.key_and_now(key, version)?;
         let at = now.get();
         Ok(match self.store.with(|t| t.deadline(&key, &now)) {
             None => -2.0,
@@ -359,9 +364,7 @@ impl PyCache {
     }
 
     fn has_key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let py = key.py();
-        let key = self.key(key, version)?;
-        let now = self.now(py)?;
+        let (key, now) = self.key_and_now(key, version)?;
         Ok(self.store.with(|t| t.contains(&key, &now)))
     }
 
@@ -377,8 +380,7 @@ impl PyCache {
         version: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
-        let key = self.key(key, version)?;
-        let now = self.now(py)?;
+        let (key, now) = self.key_and_now(key, version)?;
         if let Some(step) = native_int(delta) {
             match self.store.with(|t| t.incr(&key, step, &now)) {
                 Ok(n) => return n.into_bound_py_any(py),
