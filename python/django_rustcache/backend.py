@@ -161,6 +161,14 @@ class RustCache(ExtrasMixin, BaseCache):
         # one, never a mix (keys made in Python handed to a handle that makes them again).
         self._state = (verbatim, native)
 
+    def _keyed(self, key: Any, version: int | None) -> tuple["_core.Cache", Any]:
+        """The handle and the key to give it, from one read of ``_state`` (see ``_build_native``). The
+        cache methods below inline this, to spare a Python call on every operation."""
+        verbatim, native = self._state
+        if verbatim:
+            key = self.make_and_validate_key(key, version=version)
+        return native, key
+
     @property
     def _verbatim(self) -> bool:
         """Keys are made in Python (custom KEY_FUNCTION, or make_key/validate_key overridden)."""

@@ -80,7 +80,8 @@ def _unix_time(when: Any) -> float:
 
 
 class ExtrasMixin:
-    """Mixed into ``RustCache`` (before ``BaseCache``); uses its ``_native`` handle and key making."""
+    """Mixed into ``RustCache`` (before ``BaseCache``); uses its native handle (``_keyed``, ``_state``)
+    and key making."""
 
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__(params)
@@ -90,42 +91,39 @@ class ExtrasMixin:
 
     # -- expiry ------------------------------------------------------------------------------------
 
-    def _native_key(self, key: Any, version: int | None) -> Any:
-        return self.make_and_validate_key(key, version=version) if self._verbatim else key
+    def _time_left(self, key: Any, version: int | None) -> float | None:
+        """Seconds until `key` expires; None if it never does; 0.0 if there is no such key."""
+        native, key = self._keyed(key, version)
+        left = native.ttl(key, version)
+        return None if left == -1.0 else max(left, 0.0)
 
     def ttl(self, key: Any, version: int | None = None) -> int | None:
         """Whole seconds until `key` expires, rounded as Redis's ``TTL`` rounds; None if it never
         expires; 0 if there is no such key (as django-redis: also 0 for a key with under half a second
         left)."""
-        left = self._native.ttl(self._native_key(key, version), version)
-        if left == -2.0:
-            return 0
-        if left == -1.0:
-            return None
-        return (int(left * 1000) + 500) // 1000
+        left = self._time_left(key, version)
+        return None if left is None else (int(left * 1000) + 500) // 1000
 
     def pttl(self, key: Any, version: int | None = None) -> int | None:
         """As `ttl`, in milliseconds."""
-        left = self._native.ttl(self._native_key(key, version), version)
-        if left == -2.0:
-            return 0
-        if left == -1.0:
-            return None
-        return int(left * 1000)
+        left = self._time_left(key, version)
+        return None if left is None else int(left * 1000)
 
     def expire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
         """Make `key` expire in `timeout` seconds (a number or a ``timedelta``; zero or less removes
         it); whether the key was there."""
         if timeout is None:
             raise TypeError("expire() needs a timeout in seconds; persist() removes a key's expiry.")
-        return self._native.touch(self._native_key(key, version), _seconds(timeout), version)
+        native, key = self._keyed(key, version)
+        return native.touch(key, _seconds(timeout), version)
 
     def pexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
         """As `expire`, with `timeout` in milliseconds (or a ``timedelta``)."""
         if timeout is None:
             raise TypeError("pexpire() needs a timeout in milliseconds; persist() removes a key's expiry.")
         seconds = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout / 1000
-        return self._native.touch(self._native_key(key, version), seconds, version)
+        native, key = self._keyed(key, version)
+        return native.touch(key, seconds, version)
 
     def expire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
         """Make `key` expire at `when`, a ``datetime`` or a Unix time in seconds."""
@@ -144,10 +142,10 @@ class ExtrasMixin:
     def persist(self, key: Any, version: int | None = None) -> bool:
         """Remove `key`'s expiry; whether it had one (as Redis's ``PERSIST``: False for a key that never
         expires or is not there)."""
-        key = self._native_key(key, version)
-        if self._native.ttl(key, version) < 0:
+        native, key = self._keyed(key, version)
+        if native.ttl(key, version) < 0:
             return False
-        return self._native.touch(key, None, version)
+        return native.touch(key, None, version)
 
     # -- keys --------------------------------------------------------------------------------------
 
@@ -188,9 +186,8 @@ class ExtrasMixin:
         matched = self._matching(pattern, version)
         if not matched:
             return 0
-        if self._verbatim:
-            return self._native.delete_many([full for _, full in matched], version)
-        return self._native.delete_many([user for user, _ in matched], version)
+        verbatim, native = self._state
+        return native.delete_many([full if verbatim else user for user, full in matched], version)
 
     # -- locks -------------------------------------------------------------------------------------
 

@@ -113,8 +113,10 @@ class _LockBase:
         self.blocking_timeout = blocking_timeout
         self.thread_local = thread_local
         self.local = _TokenLocal() if thread_local else _TokenShared()
-        # The key as the native handle wants it, and the name of the wait queue (one per entry).
-        self._key = cache.make_and_validate_key(name, version=version) if cache._verbatim else name
+        # The handle and the key as it wants them (taken together, so a later rebuild of the cache's
+        # handle cannot pair this key with a handle that makes keys differently), and the name of the
+        # wait queue (one per entry).
+        self._native, self._key = cache._keyed(name, version)
         self._queue = (cache._location, cache.make_key(name, version=version))
 
     def __repr__(self) -> str:
@@ -123,14 +125,14 @@ class _LockBase:
     # One native call each: these never wait, so they serve the sync and async locks alike.
 
     def _try(self, token: str) -> bool:
-        return self.cache._native.add(self._key, token, self.timeout, self.version)
+        return self._native.add(self._key, token, self.timeout, self.version)
 
     def _locked(self) -> bool:
-        return self.cache._native.has_key(self._key, self.version)
+        return self._native.has_key(self._key, self.version)
 
     def _owned(self) -> bool:
         token = self.local.token
-        return token is not None and self.cache._native.get(self._key, None, self.version) == token
+        return token is not None and self._native.get(self._key, None, self.version) == token
 
     def _release(self) -> None:
         token = self.local.token
@@ -138,7 +140,7 @@ class _LockBase:
             raise LockError("Cannot release an unlocked lock")
         self.local.token = None
         try:
-            if not self.cache._native.delete_if_equal(self._key, token, self.version):
+            if not self._native.delete_if_equal(self._key, token, self.version):
                 raise LockNotOwnedError("Cannot release a lock that's no longer owned")
         finally:
             _wake_head(self._queue)
@@ -152,7 +154,7 @@ class _LockBase:
             raise LockError("Cannot extend a lock with no timeout")
         if not self._owned():
             raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
-        native = self.cache._native
+        native = self._native
         left = 0.0 if replace_ttl else max(native.ttl(self._key, self.version), 0.0)
         native.touch(self._key, left + additional_time, self.version)
         return True
@@ -164,7 +166,7 @@ class _LockBase:
             raise LockError("Cannot reacquire a lock with no timeout")
         if not self._owned():
             raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
-        self.cache._native.touch(self._key, self.timeout, self.version)
+        self._native.touch(self._key, self.timeout, self.version)
         return True
 
     def _start(self, token: Any, blocking: bool | None, blocking_timeout: float | None, sleep: float | None):
