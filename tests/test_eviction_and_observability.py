@@ -128,6 +128,17 @@ def test_byte_accounting_is_exact_through_set_overwrite_incr_delete_and_expiry()
         expected = _charge(":1:s", 6) + _charge(":1:b", 5) + _charge(":1:n", 8) + _charge(":1:d", pickled)
         assert cache.stats()["bytes"] == expected
 
+        # float: 8; bool and None: nothing beyond their kind; a str that UTF-8 cannot carry: pickled.
+        scalars = {"f": (2.5, 8), "t": (True, 0), "no": (False, 0), "z": (None, 0)}
+        scalars["u"] = ("a\udcff", len(pickle.dumps("a\udcff", pickle.HIGHEST_PROTOCOL)))
+        for key, (value, weight) in scalars.items():
+            before = cache.stats()["bytes"]
+            cache.set(key, value, timeout=None)
+            assert cache.stats()["bytes"] - before == _charge(f":1:{key}", weight), key
+            assert cache.get(key) == value and type(cache.get(key)) is type(value)
+            assert cache.delete(key)
+        assert cache.stats()["bytes"] == expected
+
         cache.set("b", b"1", timeout=None)  # overwrite: 4 bytes fewer
         expected -= 4
         assert cache.stats()["bytes"] == expected

@@ -13,10 +13,10 @@ use pyo3::{intern, IntoPyObjectExt};
 
 use super::errors;
 use super::keys::{key_to_str, needs_warning, push_str_of};
-use super::payload::{decode_in_lock, encode, Decoded, PyPayload};
+use super::payload::{decode_in_lock, encode, Decoded, STR};
 use super::registry::{store_for, SharedStore};
 use super::timeout::ttl_from_py;
-use crate::store::{Eviction, Limits, Now, StoreError, Timestamp, Ttl, Value};
+use crate::store::{Eviction, Limits, Now, StoreError, Timestamp, Ttl};
 
 pyo3::create_exception!(
     django_rustcache._core,
@@ -231,11 +231,11 @@ impl PyCache {
     ) -> PyResult<()> {
         let py = key.py();
         let key = self.key(key, version)?;
-        let value = encode(value, self.protocol)?;
+        let record = encode(&key, value, self.protocol)?;
         let ttl = self.resolve_ttl(timeout)?;
         let now = self.now(py)?;
         // A refusal (TooLarge) is reported by the store's log; `set` returns None either way.
-        let _ = self.store.with(|t| t.set(&key, value, ttl, &self.limits, &now));
+        let _ = self.store.with(|t| t.set(record, ttl, &self.limits, &now));
         Ok(())
     }
 
@@ -249,14 +249,14 @@ impl PyCache {
     ) -> PyResult<bool> {
         let py = key.py();
         let key = self.key(key, version)?;
-        let value = encode(value, self.protocol)?;
+        let record = encode(&key, value, self.protocol)?;
         let now = self.now(py)?;
         let Some(ttl) = self.resolve_ttl_if_read(timeout, &key, &now, false)? else {
             return Ok(false);
         };
         Ok(self
             .store
-            .with(|t| t.add(&key, value, ttl, &self.limits, &now))
+            .with(|t| t.add(record, ttl, &self.limits, &now))
             .unwrap_or(false))
     }
 
@@ -274,7 +274,7 @@ impl PyCache {
         for item in data.call_method0(intern!(py, "items"))?.try_iter()? {
             let (key, value) = pair(&item?)?;
             let made = self.key(&key, version)?;
-            let encoded = match encode(&value, self.protocol) {
+            let encoded = match encode(&made, &value, self.protocol) {
                 Ok(encoded) => encoded,
                 Err(err) => {
                     let note = format!(
@@ -285,7 +285,7 @@ impl PyCache {
                     return Err(err);
                 }
             };
-            items.push((key, made, encoded));
+            items.push((key, Some(encoded)));
         }
         if items.is_empty() {
             return Ok(PyList::empty(py));
@@ -296,9 +296,9 @@ impl PyCache {
             items
                 .iter_mut()
                 .enumerate()
-                .filter_map(|(i, (_, made, value))| {
-                    let value = std::mem::replace(value, Value::Int(0));
-                    t.set(made, value, ttl, &self.limits, &now).is_err().then_some(i)
+                .filter_map(|(i, (_, record))| {
+                    let record = record.take()?;
+                    t.set(record, ttl, &self.limits, &now).is_err().then_some(i)
                 })
                 .collect()
         });
@@ -332,16 +332,10 @@ impl PyCache {
 
     /// Remove `key` only if it holds a `str` equal to `expected` (atomically); whether it did.
     fn delete_if_equal(&self, key: &Bound<'_, PyAny>, expected: &str, version: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let py = key.py();
         let (key, now) = self.key_and_now(key, version)?;
-        Ok(self.store.with(|t| {
-            t.delete_if(
-                &key,
-                &now,
-                // Reading an exact str's UTF-8 runs no Python code: safe under the lock.
-                |v| matches!(v, Value::Data(PyPayload::Str(s, _)) if s.bind(py).to_str().is_ok_and(|s| s == expected)),
-            )
-        }))
+        Ok(self
+            .store
+            .with(|t| t.delete_if(&key, &now, |r| r.kind() == STR && r.value() == expected.as_bytes())))
     }
 
     /// Seconds until `key` expires: `-1.0` if it never does, `-2.0` if there is no live value
@@ -389,18 +383,15 @@ impl PyCache {
             }
         }
         loop {
-            let Some((current, cas)) = self.store.with(|t| {
-                t.get_for_update(&key, &now)
-                    .map(|(v, cas)| (decode_in_lock(py, v), cas))
-            }) else {
+            let Some((current, expected)) = self
+                .store
+                .with(|t| t.get_for_update(&key, &now).map(|r| (decode_in_lock(py, r), r.clone())))
+            else {
                 return Err(errors::key_not_found(py, &key));
             };
             let new_value = current.into_value()?.add(delta)?;
-            let encoded = encode(&new_value, self.protocol)?;
-            match self
-                .store
-                .with(|t| t.replace_if(&key, cas, encoded, &self.limits, &now))
-            {
+            let record = encode(&key, &new_value, self.protocol)?;
+            match self.store.with(|t| t.replace_if(record, &expected, &self.limits, &now)) {
                 Ok(true) => return Ok(new_value),
                 Ok(false) => {}
                 Err(err) => return Err(errors::to_py(py, &key, &err)),

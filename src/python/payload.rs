@@ -1,89 +1,55 @@
 //! How Python values are held in the store, and turned back into Python values.
 //!
-//! Exact `int`s that fit in 64 bits become native integers (atomic `incr`, no decoding). An exact
-//! `str` is immutable, so the object itself is kept and returned. Values of exact type `bytes`,
-//! `float`, `bool` and `None` are held as plain Rust data and rebuilt on `get` (bytes are copied
-//! into Rust: a Python `bytes` object would cost ~40 more bytes per entry). Either way it costs a
-//! fraction of `pickle.loads`. Everything else, subclasses included (`SafeString`, `IntEnum`, `bool` stays `bool`), is
-//! pickled, so it comes back with its exact type.
+//! Everything is held as bytes, in the entry's record beside its key. Exact `int`s that fit in 64
+//! bits are the store's native integers (atomic `incr` in place, no decoding). Values of exact type
+//! `bytes`, `str`, `float`, `bool` and `None` are held as their plain contents and rebuilt on `get`,
+//! for a fraction of what `pickle.loads` costs. Everything else, subclasses included (`SafeString`,
+//! `IntEnum`), is pickled, so it comes back with its exact type; so is a `str` that is not valid
+//! UTF-8 (lone surrogates), which pickle carries and UTF-8 cannot.
 
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
 
-use crate::store::{Value, Weigh};
+use crate::store::{Kind, Record, INT};
 
-/// What the binding stores for a value that is not a native integer.
-#[derive(Debug)]
-pub(crate) enum PyPayload {
-    /// An exact `str`: immutable, so the object itself is kept and handed back (a new reference costs
-    /// a few instructions; building a new `str` about 200). Its weight (UTF-8 length) rides along.
-    Str(Py<PyString>, usize),
-    Bytes(Box<[u8]>),
-    Float(f64),
-    Bool(bool),
-    None,
-    /// What `pickle.dumps` returned, copied into an allocation of exactly its size: the pickler's
-    /// own output object can hold on to its larger working buffer, which doubled resident memory for
-    /// small pickled values (`benchmarks/memory_budget.py`).
-    Pickled(Box<[u8]>),
-}
-
-/// The weight of the fixed-size payloads, in bytes.
-const SCALAR_WEIGHT: usize = 8;
-
-impl Weigh for PyPayload {
-    fn weight(&self) -> usize {
-        match self {
-            Self::Str(_, len) => *len,
-            Self::Bytes(b) | Self::Pickled(b) => b.len(),
-            Self::Float(_) | Self::Bool(_) | Self::None => SCALAR_WEIGHT,
-        }
-    }
-}
-
-/// The length of a `str` in UTF-8 (its weight), without leaving a cached UTF-8 copy inside the
-/// object as `to_str` would for non-ASCII text. Lone surrogates count as the three bytes
-/// `surrogatepass` gives them.
-fn utf8_len(s: &Bound<'_, PyString>) -> PyResult<usize> {
-    let py = s.py();
-    if s.call_method0(intern!(py, "isascii"))?.is_truthy()? {
-        return s.len();
-    }
-    let encoded = s.call_method1(
-        intern!(py, "encode"),
-        (intern!(py, "utf-8"), intern!(py, "surrogatepass")),
-    )?;
-    encoded.len()
-}
+const BYTES: Kind = 1;
+/// UTF-8 text.
+pub(crate) const STR: Kind = 2;
+/// A little-endian `f64`.
+const FLOAT: Kind = 3;
+const TRUE: Kind = 4;
+const FALSE: Kind = 5;
+const NONE: Kind = 6;
+const PICKLED: Kind = 7;
 
 static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// Turn a Python value into what the store holds. Pickling runs here, before any lock is taken,
-/// and its errors propagate unchanged.
-pub(crate) fn encode(value: &Bound<'_, PyAny>, protocol: i32) -> PyResult<Value<PyPayload>> {
-    let py = value.py();
+/// Turn a Python value into the record the store holds for `key`. Pickling runs here, before any
+/// lock is taken, and its errors propagate unchanged.
+pub(crate) fn encode(key: &[u8], value: &Bound<'_, PyAny>, protocol: i32) -> PyResult<Record> {
     if let Ok(int) = value.cast_exact::<PyInt>() {
         if let Ok(n) = int.extract::<i64>() {
-            return Ok(Value::Int(n));
+            return Ok(Record::int(key, n));
         }
     } else if let Ok(s) = value.cast_exact::<PyString>() {
-        return Ok(Value::Data(PyPayload::Str(s.clone().unbind(), utf8_len(s)?)));
+        if let Ok(text) = s.to_str() {
+            return Ok(Record::new(key, STR, text.as_bytes()));
+        }
     } else if let Ok(b) = value.cast_exact::<PyBytes>() {
-        return Ok(Value::Data(PyPayload::Bytes(b.as_bytes().into())));
+        return Ok(Record::new(key, BYTES, b.as_bytes()));
     } else if let Ok(f) = value.cast_exact::<PyFloat>() {
-        return Ok(Value::Data(PyPayload::Float(f.value())));
+        return Ok(Record::new(key, FLOAT, &f.value().to_le_bytes()));
     } else if let Ok(b) = value.cast_exact::<PyBool>() {
-        return Ok(Value::Data(PyPayload::Bool(b.is_true())));
+        return Ok(Record::new(key, if b.is_true() { TRUE } else { FALSE }, &[]));
     } else if value.is_none() {
-        return Ok(Value::Data(PyPayload::None));
+        return Ok(Record::new(key, NONE, &[]));
     }
-    let dumps = PICKLE_DUMPS.import(py, "pickle", "dumps")?;
+    let dumps = PICKLE_DUMPS.import(value.py(), "pickle", "dumps")?;
     let pickled = dumps.call1((value, protocol))?;
     let pickled = pickled.cast_into::<PyBytes>().map_err(PyErr::from)?;
-    Ok(Value::Data(PyPayload::Pickled(pickled.as_bytes().into())))
+    Ok(Record::new(key, PICKLED, pickled.as_bytes()))
 }
 
 /// A stored value on its way out: either already a Python object, or pickled bytes to load once
@@ -94,18 +60,34 @@ pub(crate) enum Decoded<'py> {
 }
 
 /// Build the Python form of a stored value. Safe under the store lock: it only allocates
-/// immutable builtins or takes a new reference, and runs no Python code.
-pub(crate) fn decode_in_lock<'py>(py: Python<'py>, value: &Value<PyPayload>) -> Decoded<'py> {
-    let obj = match value {
-        Value::Int(n) => PyInt::new(py, *n).into_any(),
-        Value::Data(PyPayload::Pickled(p)) => return Decoded::Pickled(PyBytes::new(py, p)),
-        Value::Data(PyPayload::Str(s, _)) => s.bind(py).clone().into_any(),
-        Value::Data(PyPayload::Bytes(b)) => PyBytes::new(py, b).into_any(),
-        Value::Data(PyPayload::Float(f)) => PyFloat::new(py, *f).into_any(),
-        Value::Data(PyPayload::Bool(b)) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Data(PyPayload::None) => py.None().into_bound(py),
+/// immutable builtins, and runs no Python code.
+pub(crate) fn decode_in_lock<'py>(py: Python<'py>, record: &Record) -> Decoded<'py> {
+    let value = record.value();
+    let obj = match record.kind() {
+        INT => match record.as_int() {
+            Some(n) => PyInt::new(py, n).into_any(),
+            None => malformed(py, value),
+        },
+        PICKLED => return Decoded::Pickled(PyBytes::new(py, value)),
+        // Written from a `str`'s UTF-8, so valid; `from_utf8_lossy` borrows it as it is.
+        STR => PyString::new(py, &String::from_utf8_lossy(value)).into_any(),
+        BYTES => PyBytes::new(py, value).into_any(),
+        FLOAT => match value.try_into() {
+            Ok(bits) => PyFloat::new(py, f64::from_le_bytes(bits)).into_any(),
+            Err(_) => malformed(py, value),
+        },
+        TRUE => PyBool::new(py, true).to_owned().into_any(),
+        FALSE => PyBool::new(py, false).to_owned().into_any(),
+        NONE => py.None().into_bound(py),
+        _ => malformed(py, value),
     };
     Decoded::Ready(obj)
+}
+
+/// Every record is written by `encode`, so no kind is unknown and no fixed-size value has the
+/// wrong size; were one ever read, its raw bytes are returned rather than a panic or a guess.
+fn malformed<'py>(py: Python<'py>, value: &[u8]) -> Bound<'py, PyAny> {
+    PyBytes::new(py, value).into_any()
 }
 
 impl<'py> Decoded<'py> {

@@ -7,10 +7,9 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
 
-use super::payload::PyPayload;
 use crate::store::{Eviction, Store};
 
-pub(crate) type SharedStore = Arc<Store<PyPayload>>;
+pub(crate) type SharedStore = Arc<Store>;
 
 static STORES: LazyLock<Mutex<HashMap<String, SharedStore>>> = LazyLock::new(Mutex::default);
 

@@ -1,73 +1,29 @@
 //! What the store keeps for one key.
 
-use std::sync::Arc;
-
 use super::clock::Timestamp;
+use super::record::Record;
 
-/// The bytes the store charges for an entry beyond its key and value: its slab slot, hash-table
-/// slot (at the table's average load), recency links, the key's reference-counted header and the
-/// allocator's rounding. Measured: a process holding 1,000,000 entries of 100-byte values grows by
-/// about 285 bytes per entry, 174 beyond key and value (`benchmarks/bench.py`, memory row), so the
-/// byte budget (`MAX_BYTES`, which counts `key.len() + value.weight() + ENTRY_OVERHEAD` for every
-/// entry, exactly) tracks resident memory for small entries too (`benchmarks/memory_budget.py`).
-pub const ENTRY_OVERHEAD: usize = 176;
+/// The bytes the store charges for an entry beyond its key and value: its slab slot, its share of the
+/// hash index (at the index's average load), recency links, the record's header and the allocator's
+/// rounding. Measured: a process holding 1,000,000 entries of 100-byte values grows by about
+/// `113 + ENTRY_OVERHEAD` bytes per entry (`benchmarks/bench.py`, memory row), so the byte budget
+/// (`MAX_BYTES`, which counts `key.len() + value.len() + ENTRY_OVERHEAD` for every entry, exactly)
+/// tracks resident memory for small entries too (`benchmarks/memory_budget.py`).
+pub const ENTRY_OVERHEAD: usize = 64;
 
-/// A payload the store can weigh, in bytes, for its byte budget.
-pub trait Weigh {
-    fn weight(&self) -> usize;
+/// The bytes an entry holding `record` is charged.
+pub fn entry_bytes(record: &Record) -> usize {
+    record.weight() + ENTRY_OVERHEAD
 }
 
-impl Weigh for Vec<u8> {
-    fn weight(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Weigh for &'static str {
-    fn weight(&self) -> usize {
-        self.len()
-    }
-}
-
-/// A stored value: a native integer (so `incr` is one atomic step and `get` needs no decoding), or
-/// whatever the binding stores otherwise (pickled bytes, an immutable object).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value<P> {
-    Int(i64),
-    Data(P),
-}
-
-/// The size charged for a native integer.
-const INT_WEIGHT: usize = 8;
-
-impl<P: Weigh> Value<P> {
-    pub fn weight(&self) -> usize {
-        match self {
-            Self::Int(_) => INT_WEIGHT,
-            Self::Data(payload) => payload.weight(),
-        }
-    }
-}
-
-/// The bytes an entry with this key and value is charged.
-pub fn entry_bytes<P: Weigh>(key: &[u8], value: &Value<P>) -> usize {
-    key.len() + value.weight() + ENTRY_OVERHEAD
-}
-
-/// One live (or not yet reclaimed) entry.
+/// One live (or not yet reclaimed) entry: 24 bytes, and an `Option<Entry>` too.
 #[derive(Debug)]
-pub(crate) struct Entry<P> {
-    /// Shared with the hash map's key, so eviction by slot can find the map entry.
-    pub(crate) key: Arc<[u8]>,
-    pub(crate) value: Value<P>,
+pub(crate) struct Entry {
+    pub(crate) record: Record,
     pub(crate) expires_at: Timestamp,
-    /// Bumped on every change of the value, for compare-and-swap updates.
-    pub(crate) cas: u64,
-    /// What this entry is charged against the byte budget, cached so removal needs no re-weighing.
-    pub(crate) bytes: usize,
 }
 
-impl<P> Entry<P> {
+impl Entry {
     pub(crate) fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.has_passed(now)
     }

@@ -8,8 +8,10 @@ mod adaptive;
 mod clock;
 mod entry;
 mod errors;
+mod index;
 mod limits;
 mod lru;
+mod record;
 mod sketch;
 mod stats;
 #[allow(clippy::module_inception)]
@@ -18,9 +20,10 @@ mod table;
 
 pub use adaptive::{AdaptivePolicy, Tuning};
 pub use clock::{system_time, Now, Timestamp, Ttl};
-pub use entry::{entry_bytes, Value, Weigh, ENTRY_OVERHEAD};
+pub use entry::{entry_bytes, ENTRY_OVERHEAD};
 pub use errors::StoreError;
 pub use limits::Limits;
+pub use record::{Kind, Record, INT};
 pub use stats::{Counters, Snapshot};
 pub use store::Store;
 pub use table::{Eviction, Sink, Table};

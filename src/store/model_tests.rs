@@ -12,13 +12,12 @@ use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
 
+use super::tests::{TableExt, V};
 use super::*;
 
 const SEC: u64 = 1_000_000_000;
 const START: u64 = 1_700_000_000 * SEC;
 const KEYS: [&[u8]; 6] = [b"a", b"b", b"c", b"d", b"e", b"a-longer-key"];
-
-type V = Value<Vec<u8>>;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -57,7 +56,7 @@ struct Model {
 
 impl Model {
     fn bytes_of(key: &[u8], e: &ModelEntry) -> usize {
-        entry_bytes(key, &e.value)
+        entry_bytes(&e.value.record(key))
     }
 
     fn live_bytes(&self) -> usize {
@@ -112,7 +111,7 @@ impl Model {
     }
 
     fn set(&mut self, key: &[u8], value: V, ttl: Ttl, limits: &Limits) -> Result<(), StoreError> {
-        let bytes = entry_bytes(key, &value);
+        let bytes = entry_bytes(&value.record(key));
         if let Some(max_bytes) = limits.max_bytes {
             if bytes > max_bytes {
                 return Err(StoreError::TooLarge {
@@ -152,11 +151,11 @@ impl Model {
 
     fn incr(&mut self, key: &[u8], delta: i64) -> Result<i64, StoreError> {
         let entry = self.entries.get_mut(key).ok_or(StoreError::NotFound)?;
-        let Value::Int(n) = entry.value else {
+        let V::Int(n) = entry.value else {
             return Err(StoreError::NotAnInteger);
         };
         let next = n.checked_add(delta).ok_or(StoreError::Overflow)?;
-        entry.value = Value::Int(next);
+        entry.value = V::Int(next);
         self.mark_used(key);
         Ok(next)
     }
@@ -183,7 +182,7 @@ impl Model {
         if !self.entries.contains_key(key) {
             return Ok(false);
         }
-        let bytes = entry_bytes(key, &value);
+        let bytes = entry_bytes(&value.record(key));
         if let Some(max_bytes) = limits.max_bytes {
             if bytes > max_bytes {
                 return Err(StoreError::TooLarge {
@@ -209,13 +208,13 @@ fn now(model: &Model) -> Now {
 }
 
 /// Run one operation on both sides and compare the answers.
-fn step(t: &mut Table<Vec<u8>>, m: &mut Model, op: Op, limits: &Limits) {
+fn step(t: &mut Table, m: &mut Model, op: Op, limits: &Limits) {
     let at = now(m);
     m.evicted = 0;
     match op {
         Op::Set(k, v, ttl) => {
             let key = KEYS[k];
-            assert_eq!(t.set(key, v.clone(), ttl, limits, &at), m.set(key, v, ttl, limits));
+            assert_eq!(t.put(key, v.clone(), ttl, limits, &at), m.set(key, v, ttl, limits));
         }
         Op::Add(k, v, ttl) => {
             let key = KEYS[k];
@@ -224,9 +223,9 @@ fn step(t: &mut Table<Vec<u8>>, m: &mut Model, op: Op, limits: &Limits) {
             } else {
                 m.set(key, v.clone(), ttl, limits).map(|()| true)
             };
-            assert_eq!(t.add(key, v, ttl, limits, &at), expected);
+            assert_eq!(t.put_new(key, v, ttl, limits, &at), expected);
         }
-        Op::Get(k) => assert_eq!(t.get(KEYS[k], &at).cloned(), m.get(KEYS[k])),
+        Op::Get(k) => assert_eq!(t.get_v(KEYS[k], &at), m.get(KEYS[k])),
         Op::Contains(k) => assert_eq!(t.contains(KEYS[k], &at), m.entries.contains_key(KEYS[k])),
         Op::Deadline(k) => assert_eq!(
             t.deadline(KEYS[k], &at).map(Timestamp::as_nanos),
@@ -254,30 +253,31 @@ fn step(t: &mut Table<Vec<u8>>, m: &mut Model, op: Op, limits: &Limits) {
     assert_eq!(sink.evicted, m.evicted, "entries evicted by this operation");
 }
 
-fn cas(t: &mut Table<Vec<u8>>, m: &mut Model, key: &[u8], v: V, between: Option<(V, Ttl)>, limits: &Limits) {
+fn cas(t: &mut Table, m: &mut Model, key: &[u8], v: V, between: Option<(V, Ttl)>, limits: &Limits) {
     let at = now(m);
-    let read = t.get_for_update(key, &at).map(|(value, cas)| (value.clone(), cas));
+    let read = t.get_for_update(key, &at).cloned();
     assert_eq!(
-        read.as_ref().map(|(value, _)| value),
+        read.as_ref().map(V::of).as_ref(),
         m.entries.get(key).map(|e| &e.value),
         "get_for_update"
     );
-    let Some((_, token)) = read else { return };
+    let Some(read) = read else { return };
     let mut changed = false;
     if let Some((other, ttl)) = between {
-        let result = t.set(key, other.clone(), ttl, limits, &at);
+        let result = t.put(key, other.clone(), ttl, limits, &at);
+        // The swap compares values: a write of the value that was read changes nothing it can see.
+        changed = result.is_ok() && other != V::of(&read);
         assert_eq!(result, m.set(key, other, ttl, limits), "interleaved set");
-        changed = result.is_ok();
     }
     assert_eq!(
-        t.replace_if(key, token, v.clone(), limits, &at),
+        t.replace_if(v.record(key), &read, limits, &at),
         m.replace_if(key, v, changed, limits),
         "replace_if"
     );
 }
 
 /// The state both sides must agree on after every step.
-fn check_state(t: &Table<Vec<u8>>, m: &Model, limits: &Limits) {
+fn check_state(t: &Table, m: &Model, limits: &Limits) {
     t.check_invariants().expect("table invariants");
     let live: HashSet<Vec<u8>> = t.live_keys(b"", &now(m)).iter().map(|k| k.to_vec()).collect();
     let expected: HashSet<Vec<u8>> = m.entries.keys().cloned().collect();
@@ -313,9 +313,9 @@ fn ttl() -> impl Strategy<Value = Ttl> {
 
 fn value() -> impl Strategy<Value = V> {
     prop_oneof![
-        3 => (-5i64..5).prop_map(Value::Int),
-        1 => prop_oneof![Just(i64::MAX - 1), Just(i64::MIN + 1)].prop_map(Value::Int),
-        3 => proptest::collection::vec(any::<u8>(), 0..64).prop_map(Value::Data),
+        3 => (-5i64..5).prop_map(V::Int),
+        1 => prop_oneof![Just(i64::MAX - 1), Just(i64::MIN + 1)].prop_map(V::Int),
+        3 => proptest::collection::vec(any::<u8>(), 0..64).prop_map(V::Data),
     ]
 }
 
@@ -342,8 +342,8 @@ fn op() -> impl Strategy<Value = Op> {
 fn limits() -> impl Strategy<Value = Limits> {
     let max_entries = prop_oneof![Just(-1i64), 0i64..=10, Just(1_000)];
     let cull_frequency = -1i64..=4;
-    // One entry costs 105 to 169 bytes: budgets from "refuse everything" to "a few entries".
-    let max_bytes = proptest::option::of(100usize..=600);
+    // One entry costs 65 to 140 bytes: budgets from "refuse everything" to "a few entries".
+    let max_bytes = proptest::option::of(40usize..=400);
     (max_entries, cull_frequency, max_bytes).prop_map(|(max_entries, cull_frequency, max_bytes)| Limits {
         max_entries,
         cull_frequency,
@@ -356,7 +356,7 @@ proptest! {
 
     #[test]
     fn table_agrees_with_the_model(limits in limits(), ops in proptest::collection::vec(op(), 1..150)) {
-        let mut table = Table::<Vec<u8>>::default();
+        let mut table = Table::default();
         let mut model = Model { now: START, ..Model::default() };
         for op in ops {
             step(&mut table, &mut model, op, &limits);
@@ -368,7 +368,7 @@ proptest! {
     #[test]
     fn nothing_is_evicted_without_limits(ops in proptest::collection::vec(op(), 1..150)) {
         let limits = Limits { max_entries: i64::MAX, cull_frequency: 3, max_bytes: None };
-        let mut table = Table::<Vec<u8>>::default();
+        let mut table = Table::default();
         let mut model = Model { now: START, ..Model::default() };
         for op in ops {
             step(&mut table, &mut model, op, &limits);

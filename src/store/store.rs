@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use super::entry::Weigh;
 use super::stats::Snapshot;
 use super::table::{Eviction, Sink, Table};
 
@@ -22,20 +21,20 @@ const BULK_EVICTION: usize = 16;
 const EVICTION_REPORT_EVERY: usize = 1024;
 
 #[derive(Debug)]
-pub struct Store<P> {
-    table: Mutex<Table<P>>,
+pub struct Store {
+    table: Mutex<Table>,
     /// Evictions not yet reported in a log record.
     unreported_evictions: AtomicUsize,
 }
 
-impl<P> Default for Store<P> {
+impl Default for Store {
     fn default() -> Self {
         Self::from_table(Table::default())
     }
 }
 
-impl<P> Store<P> {
-    fn from_table(table: Table<P>) -> Self {
+impl Store {
+    fn from_table(table: Table) -> Self {
         Self {
             table: Mutex::new(table),
             unreported_evictions: AtomicUsize::new(0),
@@ -43,7 +42,7 @@ impl<P> Store<P> {
     }
 }
 
-impl<P: Weigh> Store<P> {
+impl Store {
     pub fn new() -> Self {
         Self::default()
     }
@@ -58,7 +57,7 @@ impl<P: Weigh> Store<P> {
 
     /// Run `f` on the table under the lock; then, with the lock released, drop what it removed and
     /// log what it did. `f` must not call back into anything that takes this lock, nor into Python.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Table<P>) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
         let (result, sink) = {
             let mut table = self.table.lock();
             let result = f(&mut table);
@@ -71,7 +70,7 @@ impl<P: Weigh> Store<P> {
 
     /// Operator-facing events, logged outside the lock (pyo3-log attaches to Python for each record):
     /// bulk culls at once, single evictions as a periodic summary, refusals always.
-    fn report(&self, sink: &Sink<P>) {
+    fn report(&self, sink: &Sink) {
         if sink.evicted >= BULK_EVICTION {
             log::debug!(target: "django_rustcache.store", "culled {} entries to make room", sink.evicted);
         } else if sink.evicted > 0 {

@@ -1,25 +1,24 @@
-//! The single-threaded heart of a store: hash map, slab of entries, recency order, expiry
+//! The single-threaded heart of a store: hash index, slab of entries, recency order, expiry
 //! bookkeeping, limits and counters. `&mut self` everywhere; `store.rs` wraps it in a lock.
 //!
 //! Invariants kept by every method:
-//! - `map[key] == slot` exactly when `slots[slot]` holds the entry for `key`, and every occupied slot
-//!   is linked once in `order`;
-//! - `bytes` is the sum of `entry.bytes` over occupied slots, `with_deadline` the number of occupied
+//! - `index` files `slot` under its key's hash exactly when `slots[slot]` holds the entry for that
+//!   key, and every occupied slot is linked once in `order`;
+//! - `bytes` is the sum of `entry_bytes` over occupied slots, `with_deadline` the number of occupied
 //!   slots whose entry has a deadline;
-//! - nothing is dropped here: removed values go to `sink`, which the store empties after unlocking,
-//!   so no payload destructor (a Python decref, say) ever runs under the lock.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! - nothing is freed here: removed records go to `sink`, which the store empties after unlocking,
+//!   so freeing them (a million at once, after `clear`) never holds the lock.
 
 use ahash::RandomState;
 
 use super::adaptive::AdaptivePolicy;
 use super::clock::{Now, Timestamp, Ttl};
-use super::entry::{entry_bytes, Entry, Value, Weigh};
+use super::entry::{entry_bytes, Entry};
 use super::errors::StoreError;
+use super::index::{tag_of, Index};
 use super::limits::Limits;
 use super::lru::LruList;
+use super::record::Record;
 use super::stats::{Counters, Snapshot};
 
 /// Slots examined for expired entries on each write: a full pass over `n` slots takes `n / 4`
@@ -33,23 +32,13 @@ const SWEEP_STEP: usize = 4;
 const RECLAIM_EVERY: usize = 8;
 
 /// What an operation removed or wants said, handed out of the lock to be dropped and logged.
-#[derive(Debug)]
-pub struct Sink<P> {
-    pub(crate) garbage: Vec<Value<P>>,
+#[derive(Debug, Default)]
+pub struct Sink {
+    pub(crate) garbage: Vec<Record>,
     /// Live entries removed by culls or the byte budget in this operation.
     pub evicted: usize,
     /// A value refused because it alone exceeds the byte budget.
     pub refused: Option<StoreError>,
-}
-
-impl<P> Default for Sink<P> {
-    fn default() -> Self {
-        Self {
-            garbage: Vec::new(),
-            evicted: 0,
-            refused: None,
-        }
-    }
 }
 
 /// Which entries leave first when a full cache needs room.
@@ -72,9 +61,12 @@ enum Removal {
 }
 
 #[derive(Debug)]
-pub struct Table<P> {
-    map: HashMap<Arc<[u8]>, u32, RandomState>,
-    slots: Vec<Option<Entry<P>>>,
+pub struct Table {
+    index: Index,
+    /// A fresh random seed per table (ahash's runtime RNG): keys often come from request data, and a
+    /// fixed seed would let a client craft colliding keys.
+    hasher: RandomState,
+    slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     order: LruList,
     /// Present for `Eviction::Adaptive`; it then chooses the victims of `MAX_ENTRIES` (the byte
@@ -87,17 +79,15 @@ pub struct Table<P> {
     earliest_deadline: Timestamp,
     writes_since_reclaim: usize,
     sweep_cursor: usize,
-    next_cas: u64,
     counters: Counters,
-    pub(crate) sink: Sink<P>,
+    pub(crate) sink: Sink,
 }
 
-impl<P> Default for Table<P> {
+impl Default for Table {
     fn default() -> Self {
         Self {
-            // A fresh random seed per table (ahash's runtime RNG): keys often come from request data,
-            // and a fixed seed would let a client craft colliding keys.
-            map: HashMap::with_hasher(RandomState::new()),
+            index: Index::default(),
+            hasher: RandomState::new(),
             slots: Vec::new(),
             free: Vec::new(),
             order: LruList::default(),
@@ -107,14 +97,13 @@ impl<P> Default for Table<P> {
             earliest_deadline: Timestamp::NEVER,
             writes_since_reclaim: 0,
             sweep_cursor: 0,
-            next_cas: 1,
             counters: Counters::default(),
             sink: Sink::default(),
         }
     }
 }
 
-impl<P: Weigh> Table<P> {
+impl Table {
     pub fn with_eviction(eviction: Eviction) -> Self {
         let adaptive = match eviction {
             Eviction::Lru => None,
@@ -135,11 +124,11 @@ impl<P: Weigh> Table<P> {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -150,41 +139,51 @@ impl<P: Weigh> Table<P> {
         }
     }
 
-    fn entry(&self, slot: u32) -> Option<&Entry<P>> {
+    fn entry(&self, slot: u32) -> Option<&Entry> {
         self.slots.get(slot as usize)?.as_ref()
     }
 
-    fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry<P>> {
+    fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry> {
         self.slots.get_mut(slot as usize)?.as_mut()
     }
 
-    /// `value` with the bytes its entry is charged, or `TooLarge` if that alone exceeds the byte
-    /// budget; the refused value goes to the sink (dropped after the lock), the table is unchanged.
-    fn within_budget(&mut self, key: &[u8], value: Value<P>, limits: &Limits) -> Result<(Value<P>, usize), StoreError> {
-        let bytes = entry_bytes(key, &value);
+    /// The hash of `key` under this table's seed.
+    pub fn hash_of(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The slot holding `key` (live or not), given its hash.
+    fn lookup(&self, key: &[u8], hash: u64) -> Option<u32> {
+        let slots = &self.slots;
+        self.index.find(tag_of(hash), |slot| {
+            slots
+                .get(slot as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.record.key() == key)
+        })
+    }
+
+    /// The bytes `record`'s entry is charged, or `TooLarge` if that alone exceeds the byte budget; a
+    /// refused record goes to the sink (dropped after the lock), the table is unchanged.
+    fn within_budget(&mut self, record: Record, limits: &Limits) -> Result<(Record, usize), StoreError> {
+        let bytes = entry_bytes(&record);
         match limits.max_bytes {
             Some(max_bytes) if bytes > max_bytes => {
                 let err = StoreError::TooLarge {
                     entry_bytes: bytes,
                     max_bytes,
                 };
-                self.sink.garbage.push(value);
+                self.sink.garbage.push(record);
                 self.sink.refused = Some(err.clone());
                 Err(err)
             }
-            _ => Ok((value, bytes)),
+            _ => Ok((record, bytes)),
         }
     }
 
-    fn take_cas(&mut self) -> u64 {
-        let cas = self.next_cas;
-        self.next_cas += 1;
-        cas
-    }
-
     /// The slot of `key` if it holds a live entry; an expired one met on the way is removed.
-    fn find_live(&mut self, key: &[u8], now: &Now) -> Option<u32> {
-        let slot = *self.map.get(key)?;
+    fn find_live(&mut self, key: &[u8], hash: u64, now: &Now) -> Option<u32> {
+        let slot = self.lookup(key, hash)?;
         let entry = self.entry(slot)?;
         if entry.has_deadline() && entry.is_expired(now.get()) {
             self.remove_slot(slot, Removal::Expired);
@@ -193,17 +192,22 @@ impl<P: Weigh> Table<P> {
         Some(slot)
     }
 
+    fn find_live_key(&mut self, key: &[u8], now: &Now) -> Option<u32> {
+        self.find_live(key, self.hash_of(key), now)
+    }
+
     fn remove_slot(&mut self, slot: u32, why: Removal) {
         let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
-        self.map.remove(&entry.key);
+        let tag = tag_of(self.hasher.hash_one(entry.record.key()));
+        self.index.remove(tag, slot);
         self.order.unlink(slot);
         if let Some(policy) = self.adaptive.as_deref_mut() {
             policy.on_remove(slot);
         }
         self.free.push(slot);
-        self.bytes -= entry.bytes;
+        self.bytes -= entry_bytes(&entry.record);
         if entry.has_deadline() {
             self.with_deadline -= 1;
         }
@@ -216,21 +220,22 @@ impl<P: Weigh> Table<P> {
             }
             Removal::Replaced => {}
         }
-        self.sink.garbage.push(entry.value);
+        self.sink.garbage.push(entry.record);
     }
 
     /// Read a live entry and mark it most recently used (`LocMemCache.get`).
-    pub fn get(&mut self, key: &[u8], now: &Now) -> Option<&Value<P>> {
-        let Some(slot) = self.find_live(key, now) else {
+    pub fn get(&mut self, key: &[u8], now: &Now) -> Option<&Record> {
+        let hash = self.hash_of(key);
+        let Some(slot) = self.find_live(key, hash, now) else {
             self.counters.misses += 1;
             if let Some(policy) = self.adaptive.as_deref_mut() {
-                policy.on_miss(self.map.hasher().hash_one(key));
+                policy.on_miss(hash);
             }
             return None;
         };
         self.counters.hits += 1;
         self.touch_order(slot);
-        self.entry(slot).map(|e| &e.value)
+        self.entry(slot).map(|e| &e.record)
     }
 
     /// Mark the entry in `slot` most recently used (and, for the adaptive policy, used once more).
@@ -241,30 +246,31 @@ impl<P: Weigh> Table<P> {
         }
     }
 
-    /// Read a live entry with its change counter, for a compare-and-swap update. Counts as neither
-    /// hit nor miss, and leaves the recency order alone: the update that follows moves it.
-    pub fn get_for_update(&mut self, key: &[u8], now: &Now) -> Option<(&Value<P>, u64)> {
-        let slot = self.find_live(key, now)?;
-        self.entry(slot).map(|e| (&e.value, e.cas))
+    /// Read a live entry for a compare-and-swap update (`replace_if`). Counts as neither hit nor
+    /// miss, and leaves the recency order alone: the update that follows moves it.
+    pub fn get_for_update(&mut self, key: &[u8], now: &Now) -> Option<&Record> {
+        let slot = self.find_live_key(key, now)?;
+        self.entry(slot).map(|e| &e.record)
     }
 
     /// Whether a live entry exists. Leaves the recency order alone (`LocMemCache.has_key`).
     pub fn contains(&mut self, key: &[u8], now: &Now) -> bool {
-        self.find_live(key, now).is_some()
+        self.find_live_key(key, now).is_some()
     }
 
     /// The deadline of a live entry (`Timestamp::NEVER` for none).
     pub fn deadline(&mut self, key: &[u8], now: &Now) -> Option<Timestamp> {
-        let slot = self.find_live(key, now)?;
+        let slot = self.find_live_key(key, now)?;
         self.entry(slot).map(|e| e.expires_at)
     }
 
-    /// Store `value` under `key` (`LocMemCache.set`): cull first if the cache is full, then write and
-    /// mark most recently used. A dead-on-arrival `ttl` removes the key instead.
-    pub fn set(&mut self, key: &[u8], value: Value<P>, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
-        let (value, bytes) = self.within_budget(key, value, limits)?;
+    /// Store `record` under its key (`LocMemCache.set`): cull first if the cache is full, then write
+    /// and mark most recently used. A dead-on-arrival `ttl` removes the key instead.
+    pub fn set(&mut self, record: Record, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
+        let (record, bytes) = self.within_budget(record, limits)?;
+        let hash = self.hash_of(record.key());
         if self.adaptive.is_some() {
-            if !self.map.contains_key(key) {
+            if self.lookup(record.key(), hash).is_none() {
                 self.evict_one_at_a_time(limits, now);
             }
         } else if limits.is_full(self.len()) {
@@ -273,13 +279,13 @@ impl<P: Weigh> Table<P> {
         self.counters.sets += 1;
         match ttl.deadline(now) {
             None => {
-                if let Some(&slot) = self.map.get(key) {
+                if let Some(slot) = self.lookup(record.key(), hash) {
                     self.remove_slot(slot, Removal::Replaced);
                 }
-                self.sink.garbage.push(value);
+                self.sink.garbage.push(record);
             }
             Some(deadline) => {
-                let slot = self.upsert(key, value, deadline, bytes);
+                let slot = self.upsert(record, hash, deadline, bytes);
                 if let Some(max_bytes) = limits.max_bytes {
                     self.enforce_byte_budget(max_bytes, slot, now);
                 }
@@ -289,37 +295,27 @@ impl<P: Weigh> Table<P> {
         Ok(())
     }
 
-    /// Store `value` only if no live entry holds `key` (`LocMemCache.add`). A failed add leaves the
-    /// recency order alone.
-    pub fn add(
-        &mut self,
-        key: &[u8],
-        value: Value<P>,
-        ttl: Ttl,
-        limits: &Limits,
-        now: &Now,
-    ) -> Result<bool, StoreError> {
-        if self.find_live(key, now).is_some() {
-            self.sink.garbage.push(value);
+    /// Store `record` only if no live entry holds its key (`LocMemCache.add`). A failed add leaves
+    /// the recency order alone.
+    pub fn add(&mut self, record: Record, ttl: Ttl, limits: &Limits, now: &Now) -> Result<bool, StoreError> {
+        if self.find_live_key(record.key(), now).is_some() {
+            self.sink.garbage.push(record);
             return Ok(false);
         }
-        self.set(key, value, ttl, limits, now).map(|()| true)
+        self.set(record, ttl, limits, now).map(|()| true)
     }
 
     /// Write a new entry or overwrite the existing one, and make it most recently used.
-    fn upsert(&mut self, key: &[u8], value: Value<P>, deadline: Timestamp, bytes: usize) -> u32 {
-        let cas = self.take_cas();
+    fn upsert(&mut self, record: Record, hash: u64, deadline: Timestamp, bytes: usize) -> u32 {
         let has_deadline = deadline != Timestamp::NEVER;
         self.earliest_deadline = self.earliest_deadline.min(deadline);
         self.writes_since_reclaim += 1;
-        if let Some(&slot) = self.map.get(key) {
+        if let Some(slot) = self.lookup(record.key(), hash) {
             if let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
-                let old_value = std::mem::replace(&mut entry.value, value);
-                let old_bytes = std::mem::replace(&mut entry.bytes, bytes);
+                let old = std::mem::replace(&mut entry.record, record);
                 let deadline_before = entry.has_deadline();
                 entry.expires_at = deadline;
-                entry.cas = cas;
-                self.bytes = self.bytes - old_bytes + bytes;
+                self.bytes = self.bytes - entry_bytes(&old) + bytes;
                 if deadline_before != has_deadline {
                     if has_deadline {
                         self.with_deadline += 1;
@@ -327,18 +323,14 @@ impl<P: Weigh> Table<P> {
                         self.with_deadline -= 1;
                     }
                 }
-                self.sink.garbage.push(old_value);
+                self.sink.garbage.push(old);
                 self.touch_order(slot);
                 return slot;
             }
         }
-        let key: Arc<[u8]> = Arc::from(key);
         let entry = Entry {
-            key: Arc::clone(&key),
-            value,
+            record,
             expires_at: deadline,
-            cas,
-            bytes,
         };
         let slot = if let Some(slot) = self.free.pop() {
             self.slots[slot as usize] = Some(entry);
@@ -348,9 +340,9 @@ impl<P: Weigh> Table<P> {
             (self.slots.len() - 1) as u32
         };
         if let Some(policy) = self.adaptive.as_deref_mut() {
-            policy.on_insert(slot, self.map.hasher().hash_one(&*key));
+            policy.on_insert(slot, hash);
         }
-        self.map.insert(key, slot);
+        self.index.insert(tag_of(hash), slot);
         self.order.push_front(slot);
         self.bytes += bytes;
         if has_deadline {
@@ -465,7 +457,7 @@ impl<P: Weigh> Table<P> {
     /// Give a live entry a new deadline (`LocMemCache.touch`); a dead-on-arrival `ttl` removes it.
     /// Leaves the recency order alone.
     pub fn touch(&mut self, key: &[u8], ttl: Ttl, now: &Now) -> bool {
-        let Some(slot) = self.find_live(key, now) else {
+        let Some(slot) = self.find_live_key(key, now) else {
             return false;
         };
         match ttl.deadline(now) {
@@ -486,7 +478,7 @@ impl<P: Weigh> Table<P> {
 
     /// Remove a live entry; whether there was one.
     pub fn delete(&mut self, key: &[u8], now: &Now) -> bool {
-        match self.find_live(key, now) {
+        match self.find_live_key(key, now) {
             Some(slot) => {
                 self.remove_slot(slot, Removal::Deleted);
                 true
@@ -495,48 +487,40 @@ impl<P: Weigh> Table<P> {
         }
     }
 
-    /// Add `delta` to a native integer in one step, keeping its deadline and making it most
-    /// recently used (`LocMemCache.incr`). The value is unchanged on every error.
+    /// Add `delta` to a native integer in place, keeping its deadline and making it most recently
+    /// used (`LocMemCache.incr`). The value is unchanged on every error.
     pub fn incr(&mut self, key: &[u8], delta: i64, now: &Now) -> Result<i64, StoreError> {
-        let slot = self.find_live(key, now).ok_or(StoreError::NotFound)?;
-        let cas = self.take_cas();
+        let slot = self.find_live_key(key, now).ok_or(StoreError::NotFound)?;
         let entry = self.entry_mut(slot).ok_or(StoreError::NotFound)?;
-        let Value::Int(current) = entry.value else {
-            return Err(StoreError::NotAnInteger);
-        };
+        let current = entry.record.as_int().ok_or(StoreError::NotAnInteger)?;
         let next = current.checked_add(delta).ok_or(StoreError::Overflow)?;
-        entry.value = Value::Int(next);
-        entry.cas = cas;
+        entry.record.set_int(next);
         self.touch_order(slot);
         Ok(next)
     }
 
-    /// Replace the value of a live entry if it has not changed since `get_for_update` returned
-    /// `cas`, keeping its deadline and making it most recently used. `Ok(false)` if it changed or
-    /// went away.
+    /// Replace the value of a live entry if it still holds what `expected` (read by
+    /// `get_for_update`) holds, keeping its deadline and making it most recently used. `Ok(false)`
+    /// if it changed or went away.
     pub fn replace_if(
         &mut self,
-        key: &[u8],
-        cas: u64,
-        value: Value<P>,
+        record: Record,
+        expected: &Record,
         limits: &Limits,
         now: &Now,
     ) -> Result<bool, StoreError> {
-        let Some(slot) = self.find_live(key, now) else {
-            self.sink.garbage.push(value);
+        let Some(slot) = self.find_live_key(record.key(), now) else {
+            self.sink.garbage.push(record);
             return Ok(false);
         };
-        let (value, bytes) = self.within_budget(key, value, limits)?;
-        let new_cas = self.take_cas();
-        let Some(entry) = self.entry_mut(slot).filter(|e| e.cas == cas) else {
-            self.sink.garbage.push(value);
+        let (record, bytes) = self.within_budget(record, limits)?;
+        let Some(entry) = self.entry_mut(slot).filter(|e| e.record.same_value(expected)) else {
+            self.sink.garbage.push(record);
             return Ok(false);
         };
-        let old_value = std::mem::replace(&mut entry.value, value);
-        let old_bytes = std::mem::replace(&mut entry.bytes, bytes);
-        entry.cas = new_cas;
-        self.bytes = self.bytes - old_bytes + bytes;
-        self.sink.garbage.push(old_value);
+        let old = std::mem::replace(&mut entry.record, record);
+        self.bytes = self.bytes - entry_bytes(&old) + bytes;
+        self.sink.garbage.push(old);
         self.touch_order(slot);
         if let Some(max_bytes) = limits.max_bytes {
             self.enforce_byte_budget(max_bytes, slot, now);
@@ -546,7 +530,7 @@ impl<P: Weigh> Table<P> {
 
     /// Remove everything. Counters survive a clear.
     pub fn clear(&mut self) {
-        self.map.clear();
+        self.index.clear();
         self.order.clear();
         if let Some(policy) = self.adaptive.as_deref_mut() {
             policy.clear();
@@ -558,56 +542,55 @@ impl<P: Weigh> Table<P> {
         self.writes_since_reclaim = 0;
         self.sweep_cursor = 0;
         let slots = std::mem::take(&mut self.slots);
-        self.sink.garbage.extend(slots.into_iter().flatten().map(|e| e.value));
+        self.sink.garbage.extend(slots.into_iter().flatten().map(|e| e.record));
     }
 
     /// Keys of live entries that start with `prefix`, in no particular order.
-    pub fn live_keys(&self, prefix: &[u8], now: &Now) -> Vec<Arc<[u8]>> {
+    pub fn live_keys(&self, prefix: &[u8], now: &Now) -> Vec<Box<[u8]>> {
         let at = now.get();
         self.slots
             .iter()
             .flatten()
-            .filter(|e| e.key.starts_with(prefix) && !(e.has_deadline() && e.is_expired(at)))
-            .map(|e| Arc::clone(&e.key))
+            .filter(|e| e.record.key().starts_with(prefix) && !(e.has_deadline() && e.is_expired(at)))
+            .map(|e| e.record.key().into())
             .collect()
     }
 
-    /// Remove a live entry only if `matches` accepts its value (an atomic compare-and-delete, for
-    /// lock release); whether it was removed.
-    pub fn delete_if(&mut self, key: &[u8], now: &Now, matches: impl FnOnce(&Value<P>) -> bool) -> bool {
-        let Some(slot) = self.find_live(key, now) else {
+    /// Remove a live entry only if `matches` accepts it (an atomic compare-and-delete, for lock
+    /// release); whether it was removed.
+    pub fn delete_if(&mut self, key: &[u8], now: &Now, matches: impl FnOnce(&Record) -> bool) -> bool {
+        let Some(slot) = self.find_live_key(key, now) else {
             return false;
         };
-        if !self.entry(slot).is_some_and(|e| matches(&e.value)) {
+        if !self.entry(slot).is_some_and(|e| matches(&e.record)) {
             return false;
         }
         self.remove_slot(slot, Removal::Deleted);
         true
     }
 
-    /// The hash of `key` under this table's seed (for tests that show seeds differ per process).
-    pub fn hash_of(&self, key: &[u8]) -> u64 {
-        self.map.hasher().hash_one(key)
-    }
-
     /// Check every invariant listed at the top of this file; for tests and debugging.
     pub fn check_invariants(&self) -> Result<(), String> {
         let occupied = self.slots.iter().flatten().count();
-        if occupied != self.map.len() {
-            return Err(format!("{occupied} occupied slots but {} map entries", self.map.len()));
+        if occupied != self.index.len() {
+            return Err(format!("{occupied} occupied slots but {} indexed", self.index.len()));
         }
         let mut bytes = 0;
         let mut with_deadline = 0;
         for (slot, entry) in self.slots.iter().enumerate() {
             let Some(entry) = entry else { continue };
-            if self.map.get(&entry.key) != Some(&(slot as u32)) {
-                return Err(format!("slot {slot} is not where the map points"));
+            let key = entry.record.key();
+            if self.lookup(key, self.hash_of(key)) != Some(slot as u32) {
+                return Err(format!("slot {slot} is not where the index points"));
             }
-            if entry.bytes != entry_bytes(&entry.key, &entry.value) {
-                return Err(format!("slot {slot} is charged {} bytes", entry.bytes));
-            }
-            bytes += entry.bytes;
+            bytes += entry_bytes(&entry.record);
             with_deadline += usize::from(entry.has_deadline());
+        }
+        for (tag, slot) in self.index.iter() {
+            let filed = self.entry(slot).map(|e| tag_of(self.hash_of(e.record.key())));
+            if filed != Some(tag) {
+                return Err(format!("the index files slot {slot} under a stale hash"));
+            }
         }
         if bytes != self.bytes || with_deadline != self.with_deadline {
             return Err(format!(

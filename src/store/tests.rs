@@ -2,7 +2,53 @@
 
 use super::*;
 
-type T = Table<Vec<u8>>;
+type T = Table;
+
+/// A value as these tests write it: the store's native integer, or opaque bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum V {
+    Int(i64),
+    Data(Vec<u8>),
+}
+
+const DATA: Kind = 1;
+
+impl V {
+    pub(super) fn record(&self, key: &[u8]) -> Record {
+        match self {
+            Self::Int(n) => Record::int(key, *n),
+            Self::Data(bytes) => Record::new(key, DATA, bytes),
+        }
+    }
+
+    pub(super) fn of(record: &Record) -> Self {
+        match record.as_int() {
+            Some(n) => Self::Int(n),
+            None => Self::Data(record.value().to_vec()),
+        }
+    }
+}
+
+/// The table's operations with the key and value apart, as the tests think of them.
+pub(super) trait TableExt {
+    fn put(&mut self, key: &[u8], value: V, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError>;
+    fn put_new(&mut self, key: &[u8], value: V, ttl: Ttl, limits: &Limits, now: &Now) -> Result<bool, StoreError>;
+    fn get_v(&mut self, key: &[u8], now: &Now) -> Option<V>;
+}
+
+impl TableExt for Table {
+    fn put(&mut self, key: &[u8], value: V, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
+        self.set(value.record(key), ttl, limits, now)
+    }
+
+    fn put_new(&mut self, key: &[u8], value: V, ttl: Ttl, limits: &Limits, now: &Now) -> Result<bool, StoreError> {
+        self.add(value.record(key), ttl, limits, now)
+    }
+
+    fn get_v(&mut self, key: &[u8], now: &Now) -> Option<V> {
+        self.get(key, now).map(V::of)
+    }
+}
 
 const SEC: u64 = 1_000_000_000;
 
@@ -18,12 +64,12 @@ fn limits(max_entries: i64, cull_frequency: i64) -> Limits {
     }
 }
 
-fn data(s: &str) -> Value<Vec<u8>> {
-    Value::Data(s.as_bytes().to_vec())
+fn data(s: &str) -> V {
+    V::Data(s.as_bytes().to_vec())
 }
 
-fn set(t: &mut T, key: &str, value: Value<Vec<u8>>, lim: &Limits) {
-    t.set(key.as_bytes(), value, Ttl::Forever, lim, &at(0)).expect("set");
+fn set(t: &mut T, key: &str, value: V, lim: &Limits) {
+    t.put(key.as_bytes(), value, Ttl::Forever, lim, &at(0)).expect("set");
 }
 
 fn count_present(t: &mut T, keys: impl Iterator<Item = String>) -> usize {
@@ -37,7 +83,7 @@ fn cull_keeps_exactly_what_locmem_keeps() {
         let mut t = T::default();
         let lim = limits(30, freq);
         for i in 1..50 {
-            t.set(
+            t.put(
                 format!("cull{i}").as_bytes(),
                 data("value"),
                 Ttl::Seconds(1000.0),
@@ -65,12 +111,12 @@ fn lru_get_set_and_incr_move_keys_to_the_front() {
     let lim = limits(9, 3);
     let mut t = T::default();
     for k in 0..9 {
-        set(&mut t, &k.to_string(), Value::Int(k), &lim);
+        set(&mut t, &k.to_string(), V::Int(k), &lim);
     }
     for k in 0..6 {
-        assert!(t.get(k.to_string().as_bytes(), &at(0)).is_some());
+        assert!(t.get_v(k.to_string().as_bytes(), &at(0)).is_some());
     }
-    set(&mut t, "9", Value::Int(9), &lim);
+    set(&mut t, "9", V::Int(9), &lim);
     for k in 0..6 {
         assert!(t.contains(k.to_string().as_bytes(), &at(0)), "{k} kept");
     }
@@ -80,16 +126,16 @@ fn lru_get_set_and_incr_move_keys_to_the_front() {
 
     let mut t = T::default();
     for k in 0..9 {
-        set(&mut t, &k.to_string(), Value::Int(k), &lim);
+        set(&mut t, &k.to_string(), V::Int(k), &lim);
     }
     for k in 0..6 {
         assert_eq!(t.incr(k.to_string().as_bytes(), 1, &at(0)), Ok(k + 1));
     }
-    set(&mut t, "9", Value::Int(9), &lim);
+    set(&mut t, "9", V::Int(9), &lim);
     for k in 6..9 {
         assert!(!t.contains(k.to_string().as_bytes(), &at(0)));
     }
-    assert_eq!(t.get(b"0", &at(0)), Some(&Value::Int(1)));
+    assert_eq!(t.get_v(b"0", &at(0)), Some(V::Int(1)));
 }
 
 #[test]
@@ -100,7 +146,7 @@ fn has_key_and_failed_add_do_not_reorder() {
         set(&mut t, k, data(k), &lim);
     }
     assert!(t.contains(b"a", &at(0)));
-    assert_eq!(t.add(b"a", data("x"), Ttl::Forever, &lim, &at(0)), Ok(false));
+    assert_eq!(t.put_new(b"a", data("x"), Ttl::Forever, &lim, &at(0)), Ok(false));
     // "a" is still least recently used, so the cull of one entry (3 / 3) takes it.
     set(&mut t, "d", data("d"), &lim);
     assert!(!t.contains(b"a", &at(0)));
@@ -111,9 +157,9 @@ fn has_key_and_failed_add_do_not_reorder() {
 fn expiry_follows_the_injected_clock() {
     let lim = Limits::default();
     let mut t = T::default();
-    t.set(b"k", data("v"), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
-    assert_eq!(t.get(b"k", &at(9)), Some(&data("v")));
-    assert_eq!(t.get(b"k", &at(10)), None, "a deadline equal to now has passed");
+    t.put(b"k", data("v"), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
+    assert_eq!(t.get_v(b"k", &at(9)), Some(data("v")));
+    assert_eq!(t.get_v(b"k", &at(10)), None, "a deadline equal to now has passed");
     assert!(t.is_empty(), "the expired entry met by get is removed");
     assert_eq!(t.snapshot().counters.expirations, 1);
 }
@@ -123,9 +169,9 @@ fn zero_and_negative_timeouts_store_nothing() {
     let lim = Limits::default();
     let mut t = T::default();
     set(&mut t, "k", data("old"), &lim);
-    t.set(b"k", data("new"), Ttl::Seconds(0.0), &lim, &at(0)).expect("set");
+    t.put(b"k", data("new"), Ttl::Seconds(0.0), &lim, &at(0)).expect("set");
     assert!(!t.contains(b"k", &at(0)), "set with timeout 0 removes the key");
-    assert_eq!(t.add(b"k", data("v"), Ttl::Seconds(-1.0), &lim, &at(0)), Ok(true));
+    assert_eq!(t.put_new(b"k", data("v"), Ttl::Seconds(-1.0), &lim, &at(0)), Ok(true));
     assert!(t.is_empty());
     set(&mut t, "k", data("v"), &lim);
     assert!(t.touch(b"k", Ttl::Seconds(0.0), &at(0)), "touch(k, 0) reports success");
@@ -136,13 +182,12 @@ fn zero_and_negative_timeouts_store_nothing() {
 fn touch_and_incr_keep_or_change_deadlines_as_locmem() {
     let lim = Limits::default();
     let mut t = T::default();
-    t.set(b"n", Value::Int(1), Ttl::Seconds(10.0), &lim, &at(0))
-        .expect("set");
+    t.put(b"n", V::Int(1), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
     let deadline = t.deadline(b"n", &at(0));
     assert_eq!(t.incr(b"n", 5, &at(1)), Ok(6));
     assert_eq!(t.deadline(b"n", &at(1)), deadline, "incr keeps the deadline");
     assert!(t.touch(b"n", Ttl::Forever, &at(2)));
-    assert_eq!(t.get(b"n", &at(1_000_000)), Some(&Value::Int(6)));
+    assert_eq!(t.get_v(b"n", &at(1_000_000)), Some(V::Int(6)));
     assert!(!t.touch(b"missing", Ttl::Forever, &at(2)));
     t.check_invariants().expect("invariants");
 }
@@ -152,13 +197,12 @@ fn incr_errors_leave_the_value_alone() {
     let lim = Limits::default();
     let mut t = T::default();
     assert_eq!(t.incr(b"missing", 1, &at(0)), Err(StoreError::NotFound));
-    set(&mut t, "max", Value::Int(i64::MAX), &lim);
+    set(&mut t, "max", V::Int(i64::MAX), &lim);
     assert_eq!(t.incr(b"max", 1, &at(0)), Err(StoreError::Overflow));
-    assert_eq!(t.get(b"max", &at(0)), Some(&Value::Int(i64::MAX)));
+    assert_eq!(t.get_v(b"max", &at(0)), Some(V::Int(i64::MAX)));
     set(&mut t, "s", data("text"), &lim);
     assert_eq!(t.incr(b"s", 1, &at(0)), Err(StoreError::NotAnInteger));
-    t.set(b"gone", Value::Int(1), Ttl::Seconds(1.0), &lim, &at(0))
-        .expect("set");
+    t.put(b"gone", V::Int(1), Ttl::Seconds(1.0), &lim, &at(0)).expect("set");
     assert_eq!(t.incr(b"gone", 1, &at(5)), Err(StoreError::NotFound));
 }
 
@@ -166,14 +210,24 @@ fn incr_errors_leave_the_value_alone() {
 fn compare_and_swap_detects_interleaved_writes() {
     let lim = Limits::default();
     let mut t = T::default();
-    t.set(b"f", data("1.5"), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
-    let (_, cas) = t.get_for_update(b"f", &at(0)).expect("present");
+    t.put(b"f", data("1.5"), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
+    let read = t.get_for_update(b"f", &at(0)).expect("present").clone();
     set(&mut t, "f", data("2.5"), &lim);
-    assert_eq!(t.replace_if(b"f", cas, data("3.0"), &lim, &at(0)), Ok(false));
-    let (_, cas) = t.get_for_update(b"f", &at(0)).expect("present");
-    assert_eq!(t.replace_if(b"f", cas, data("3.5"), &lim, &at(0)), Ok(true));
-    assert_eq!(t.get(b"f", &at(0)), Some(&data("3.5")));
-    assert_eq!(t.replace_if(b"nope", cas, data("x"), &lim, &at(0)), Ok(false));
+    assert_eq!(t.replace_if(data("3.0").record(b"f"), &read, &lim, &at(0)), Ok(false));
+    let read = t.get_for_update(b"f", &at(0)).expect("present").clone();
+    assert_eq!(t.replace_if(data("3.5").record(b"f"), &read, &lim, &at(0)), Ok(true));
+    assert_eq!(t.get_v(b"f", &at(0)), Some(data("3.5")));
+    assert_eq!(t.replace_if(data("x").record(b"nope"), &read, &lim, &at(0)), Ok(false));
+    // A value changed and changed back is the value that was read: the swap goes ahead.
+    let read = t.get_for_update(b"f", &at(0)).expect("present").clone();
+    set(&mut t, "f", data("9"), &lim);
+    set(&mut t, "f", data("3.5"), &lim);
+    assert_eq!(t.replace_if(data("4").record(b"f"), &read, &lim, &at(0)), Ok(true));
+    assert_eq!(
+        t.deadline(b"f", &at(0)),
+        Some(Timestamp::NEVER),
+        "the deadline of the last set stays"
+    );
 }
 
 #[test]
@@ -181,7 +235,7 @@ fn byte_accounting_is_exact() {
     let lim = Limits::default();
     let mut t = T::default();
     set(&mut t, "a", data("12345"), &lim);
-    set(&mut t, "bb", Value::Int(7), &lim);
+    set(&mut t, "bb", V::Int(7), &lim);
     let expected = (1 + 5 + ENTRY_OVERHEAD) + (2 + 8 + ENTRY_OVERHEAD);
     assert_eq!(t.snapshot().bytes, expected);
     set(&mut t, "a", data("1"), &lim);
@@ -197,7 +251,7 @@ fn byte_accounting_is_exact() {
 
 #[test]
 fn byte_budget_evicts_lru_and_refuses_oversized_values() {
-    let per = entry_bytes(b"k0", &data("0123456789"));
+    let per = entry_bytes(&data("0123456789").record(b"k0"));
     let lim = Limits {
         max_entries: 1000,
         cull_frequency: 3,
@@ -211,9 +265,13 @@ fn byte_budget_evicts_lru_and_refuses_oversized_values() {
     assert_eq!(t.len(), 3);
     assert!(!t.contains(b"k0", &at(0)) && !t.contains(b"k1", &at(0)));
     let huge = data(&"x".repeat(per * 3));
-    let err = t.set(b"k4", huge, Ttl::Forever, &lim, &at(0));
+    let err = t.put(b"k4", huge, Ttl::Forever, &lim, &at(0));
     assert!(matches!(err, Err(StoreError::TooLarge { .. })));
-    assert_eq!(t.get(b"k4", &at(0)), Some(&data("0123456789")), "the old value is kept");
+    assert_eq!(
+        t.get_v(b"k4", &at(0)),
+        Some(data("0123456789")),
+        "the old value is kept"
+    );
     assert_eq!(t.len(), 3, "nothing else is lost");
 }
 
@@ -225,7 +283,7 @@ fn expired_entries_are_reclaimed_by_writes_to_other_keys() {
     };
     let mut t = T::default();
     for i in 0..1000 {
-        t.set(
+        t.put(
             format!("short{i}").as_bytes(),
             data("v"),
             Ttl::Seconds(1.0),
@@ -235,7 +293,7 @@ fn expired_entries_are_reclaimed_by_writes_to_other_keys() {
         .expect("set");
     }
     for i in 0..300 {
-        t.set(format!("other{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(2))
+        t.put(format!("other{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(2))
             .expect("set");
     }
     assert_eq!(t.len(), 300, "every expired entry is gone after n/4 writes");
@@ -247,11 +305,11 @@ fn cull_takes_expired_entries_first() {
     let lim = limits(10, 3);
     let mut t = T::default();
     for i in 0..5 {
-        t.set(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0))
+        t.put(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0))
             .expect("set");
     }
     for i in 0..5 {
-        t.set(
+        t.put(
             format!("short{i}").as_bytes(),
             data("v"),
             Ttl::Seconds(1.0),
@@ -260,7 +318,7 @@ fn cull_takes_expired_entries_first() {
         )
         .expect("set");
     }
-    t.set(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
+    t.put(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
     for i in 0..5 {
         assert!(t.contains(format!("live{i}").as_bytes(), &at(5)));
     }
@@ -269,7 +327,7 @@ fn cull_takes_expired_entries_first() {
 
 #[test]
 fn store_drops_removed_values_after_unlocking() {
-    let store: Store<Vec<u8>> = Store::new();
+    let store = Store::new();
     store.with(|t| set(t, "k", data("v"), &Limits::default()));
     store.with(|t| assert!(t.delete(b"k", &at(0))));
     let snap = store.snapshot();
@@ -284,7 +342,7 @@ fn adaptive_eviction_holds_exactly_max_entries_and_keeps_a_hot_set() {
     for round in 0..20 {
         for hot in 0..50 {
             let key = format!("hot{hot}");
-            if t.get(key.as_bytes(), &at(0)).is_none() {
+            if t.get_v(key.as_bytes(), &at(0)).is_none() {
                 set(&mut t, &key, data("v"), &lim);
             }
         }
@@ -309,11 +367,11 @@ fn adaptive_eviction_takes_expired_entries_before_live_ones() {
     let lim = limits(10, 3);
     let mut t = T::with_eviction(Eviction::Adaptive);
     for i in 0..5 {
-        t.set(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0))
+        t.put(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0))
             .expect("set");
     }
     for i in 0..5 {
-        t.set(
+        t.put(
             format!("short{i}").as_bytes(),
             data("v"),
             Ttl::Seconds(1.0),
@@ -322,7 +380,7 @@ fn adaptive_eviction_takes_expired_entries_before_live_ones() {
         )
         .expect("set");
     }
-    t.set(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
+    t.put(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
     assert!((0..5).all(|i| t.contains(format!("live{i}").as_bytes(), &at(5))));
     t.check_invariants().expect("invariants");
 }

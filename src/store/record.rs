@@ -1,0 +1,166 @@
+//! An entry's key and value in one allocation.
+//!
+//! Layout: `[kind][key length, LEB128][key bytes][value bytes]`. One heap block per entry, not one
+//! for the key and one for the value: at a million small entries the second block's allocator header
+//! and rounding, and a second pointer, cost more than the value itself (`benchmarks/bench.py`,
+//! memory row). The store interprets one kind, [`INT`]; every other kind is the binding's to choose.
+
+/// How the value's bytes are to be read. Opaque to the store except for [`INT`].
+pub type Kind = u8;
+
+/// A native integer: 8 bytes, a little-endian `i64`, which `incr` adds to in place.
+pub const INT: Kind = 0;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record(Box<[u8]>);
+
+impl Record {
+    pub fn new(key: &[u8], kind: Kind, value: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(1 + varint_len(key.len()) + key.len() + value.len());
+        bytes.push(kind);
+        push_varint(&mut bytes, key.len());
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(value);
+        Self(bytes.into_boxed_slice())
+    }
+
+    pub fn int(key: &[u8], n: i64) -> Self {
+        Self::new(key, INT, &n.to_le_bytes())
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.0[0]
+    }
+
+    /// Where the key starts and how long it is.
+    fn key_span(&self) -> (usize, usize) {
+        let mut len = 0usize;
+        let mut shift = 0;
+        let mut at = 1;
+        while let Some(&byte) = self.0.get(at) {
+            at += 1;
+            len |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        (at, len)
+    }
+
+    pub fn key(&self) -> &[u8] {
+        let (start, len) = self.key_span();
+        &self.0[start..start + len]
+    }
+
+    pub fn value(&self) -> &[u8] {
+        let (start, len) = self.key_span();
+        &self.0[start + len..]
+    }
+
+    /// The key and the value, from one read of the header.
+    pub fn parts(&self) -> (&[u8], &[u8]) {
+        let (start, len) = self.key_span();
+        self.0[start..].split_at(len)
+    }
+
+    /// The value as a native integer, if it is one.
+    pub fn as_int(&self) -> Option<i64> {
+        if self.kind() != INT {
+            return None;
+        }
+        self.value().try_into().ok().map(i64::from_le_bytes)
+    }
+
+    /// Overwrite a native integer in place; `false` (and no change) if the value is not one.
+    pub(crate) fn set_int(&mut self, n: i64) -> bool {
+        if self.as_int().is_none() {
+            return false;
+        }
+        let (start, len) = self.key_span();
+        self.0[start + len..].copy_from_slice(&n.to_le_bytes());
+        true
+    }
+
+    /// Whether the two hold the same kind and value (keys aside): a compare-and-swap's test. Equal
+    /// bytes decode to equal values, so a value changed and changed back is rightly seen as unchanged.
+    pub fn same_value(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.value() == other.value()
+    }
+
+    /// The bytes this record is charged for its key and value (the byte budget adds a fixed
+    /// per-entry overhead, `entry::ENTRY_OVERHEAD`, for the header and everything else).
+    pub fn weight(&self) -> usize {
+        let (start, _) = self.key_span();
+        self.0.len() - start
+    }
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("kind", &self.kind())
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("value", &self.value())
+            .finish()
+    }
+}
+
+fn varint_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+fn push_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_and_value_round_trip_across_varint_widths() {
+        for key_len in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let key = vec![b'k'; key_len];
+            let record = Record::new(&key, 7, b"value");
+            assert_eq!(record.kind(), 7);
+            assert_eq!(record.key(), &key[..]);
+            assert_eq!(record.value(), b"value");
+            assert_eq!(record.parts(), (&key[..], &b"value"[..]));
+            assert_eq!(record.weight(), key_len + 5);
+        }
+    }
+
+    #[test]
+    fn integers_are_read_and_rewritten_in_place() {
+        let mut record = Record::int(b"n", -5);
+        assert_eq!(record.as_int(), Some(-5));
+        assert!(record.set_int(i64::MAX));
+        assert_eq!(record.as_int(), Some(i64::MAX));
+        assert_eq!(record.key(), b"n");
+        let mut text = Record::new(b"n", 1, &7i64.to_le_bytes());
+        assert_eq!(text.as_int(), None, "only the INT kind is an integer");
+        assert!(!text.set_int(1));
+        assert_eq!(
+            Record::new(b"n", INT, b"short").as_int(),
+            None,
+            "a malformed INT is not one"
+        );
+    }
+
+    #[test]
+    fn same_value_ignores_keys() {
+        assert!(Record::new(b"a", 1, b"v").same_value(&Record::new(b"b", 1, b"v")));
+        assert!(!Record::new(b"a", 1, b"v").same_value(&Record::new(b"a", 2, b"v")));
+        assert!(!Record::new(b"a", 1, b"v").same_value(&Record::new(b"a", 1, b"w")));
+    }
+}
