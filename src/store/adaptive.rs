@@ -20,9 +20,7 @@
 //!
 //! Memory: per slot two links, a 32-bit hash and a region byte (16 bytes); the sketch (one `u64`, sixteen
 //! 4-bit counters, per entry of capacity, grown with the entries actually held); the ghosts (a fifth of the
-//! capacity in 32-bit hashes). Every operation is O(1) amortised.
-
-use std::collections::VecDeque;
+//! capacity in 32-bit hashes, up to twice that before a sweep). Every operation is O(1) amortised.
 
 use ahash::AHashMap;
 
@@ -108,14 +106,16 @@ const EMPTY_LIST: List = List {
 const FROM_WINDOW: usize = 0;
 const FROM_MAIN: usize = 1;
 
-/// Hashes of recently evicted entries, by where they were evicted from, each side a FIFO of `limit`.
+/// Hashes of recently evicted entries, by where they were evicted from: for each side, the last `limit`
+/// evicted. Each side numbers its evictions, and a remembered hash is still a ghost while fewer than `limit`
+/// evictions from its side have followed it. So recording one is a single map insert (no queue to keep in
+/// step), and the stale ones are swept out in a batch when the map has grown to twice what can be fresh.
 #[derive(Debug, Clone, Default)]
 struct Ghosts {
-    /// hash -> (sequence number << 1 | side); a ring entry whose number no longer matches is stale.
+    /// hash -> (eviction number on its side << 1 | side).
     map: AHashMap<u32, u64>,
-    rings: [VecDeque<(u32, u64)>; 2],
+    evictions: [u64; 2],
     limit: usize,
-    seq: u64,
 }
 
 impl Ghosts {
@@ -123,18 +123,23 @@ impl Ghosts {
         if self.limit == 0 {
             return;
         }
-        let ring = &mut self.rings[side];
-        while ring.len() >= self.limit {
-            if let Some((h, s)) = ring.pop_front() {
-                if self.map.get(&h) == Some(&s) {
-                    self.map.remove(&h);
-                }
-            }
+        self.evictions[side] += 1;
+        self.map.insert(hash, (self.evictions[side] << 1) | side as u64);
+        if self.map.len() > self.limit.saturating_mul(4) {
+            self.sweep();
         }
-        self.seq += 1;
-        let tagged = (self.seq << 1) | side as u64;
-        ring.push_back((hash, tagged));
-        self.map.insert(hash, tagged);
+    }
+
+    fn is_fresh(&self, tagged: u64) -> bool {
+        let side = (tagged & 1) as usize;
+        self.evictions[side] - (tagged >> 1) < self.limit as u64
+    }
+
+    fn sweep(&mut self) {
+        let evictions = self.evictions;
+        let limit = self.limit as u64;
+        self.map
+            .retain(|_, tagged| evictions[(*tagged & 1) as usize] - (*tagged >> 1) < limit);
     }
 
     /// The side `hash` was evicted from, if it is still remembered (and forget it).
@@ -142,26 +147,17 @@ impl Ghosts {
         if self.map.is_empty() {
             return None;
         }
-        self.map.remove(&hash).map(|tagged| (tagged & 1) as usize)
+        let tagged = self.map.remove(&hash)?;
+        self.is_fresh(tagged).then_some((tagged & 1) as usize)
     }
 
     fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
-        for ring in &mut self.rings {
-            while ring.len() > limit {
-                if let Some((h, s)) = ring.pop_front() {
-                    if self.map.get(&h) == Some(&s) {
-                        self.map.remove(&h);
-                    }
-                }
-            }
-        }
+        self.sweep();
     }
 
     fn clear(&mut self) {
         self.map.clear();
-        self.rings[0].clear();
-        self.rings[1].clear();
     }
 }
 

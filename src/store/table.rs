@@ -269,23 +269,26 @@ impl Table {
     pub fn set(&mut self, record: Record, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
         let (record, bytes) = self.within_budget(record, limits)?;
         let hash = self.hash_of(record.key());
+        let mut existing = self.lookup(record.key(), hash);
         if self.adaptive.is_some() {
-            if self.lookup(record.key(), hash).is_none() {
+            if existing.is_none() {
                 self.evict_one_at_a_time(limits, now);
             }
         } else if limits.is_full(self.len()) {
             self.cull(limits, now);
+            // The cull may have taken the key's own entry.
+            existing = self.lookup(record.key(), hash);
         }
         self.counters.sets += 1;
         match ttl.deadline(now) {
             None => {
-                if let Some(slot) = self.lookup(record.key(), hash) {
+                if let Some(slot) = existing {
                     self.remove_slot(slot, Removal::Replaced);
                 }
                 self.sink.garbage.push(record);
             }
             Some(deadline) => {
-                let slot = self.upsert(record, hash, deadline, bytes);
+                let slot = self.upsert(record, existing, hash, deadline, bytes);
                 if let Some(max_bytes) = limits.max_bytes {
                     self.enforce_byte_budget(max_bytes, slot, now);
                 }
@@ -305,12 +308,13 @@ impl Table {
         self.set(record, ttl, limits, now).map(|()| true)
     }
 
-    /// Write a new entry or overwrite the existing one, and make it most recently used.
-    fn upsert(&mut self, record: Record, hash: u64, deadline: Timestamp, bytes: usize) -> u32 {
+    /// Write a new entry or overwrite the one in `existing` (the slot holding the record's key, if
+    /// any), and make it most recently used.
+    fn upsert(&mut self, record: Record, existing: Option<u32>, hash: u64, deadline: Timestamp, bytes: usize) -> u32 {
         let has_deadline = deadline != Timestamp::NEVER;
         self.earliest_deadline = self.earliest_deadline.min(deadline);
         self.writes_since_reclaim += 1;
-        if let Some(slot) = self.lookup(record.key(), hash) {
+        if let Some(slot) = existing {
             if let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
                 let old = std::mem::replace(&mut entry.record, record);
                 let deadline_before = entry.has_deadline();
