@@ -13,10 +13,10 @@ use pyo3::{intern, IntoPyObjectExt};
 
 use super::errors;
 use super::keys::{key_to_str, needs_warning, push_str_of};
-use super::payload::{decode_in_lock, encode, Decoded, STR};
+use super::payload::{decode_in_lock, encode, Decoded, Held, STR};
 use super::registry::{store_for, SharedStore};
 use super::timeout::ttl_from_py;
-use crate::store::{Eviction, Limits, Now, StoreError, Timestamp, Ttl};
+use crate::store::{Eviction, Limits, Now, Record, StoreError, Timestamp, Ttl};
 
 pyo3::create_exception!(
     django_rustcache._core,
@@ -196,7 +196,10 @@ impl PyCache {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
         let (key, now) = self.key_and_now(key, version)?;
-        match self.store.with(|t| t.get(&key, &now).map(|v| decode_in_lock(py, v))) {
+        match self
+            .store
+            .with(|t| t.get(&key, &now).map(|(r, held)| decode_in_lock(py, r, held)))
+        {
             Some(found) => found.into_value(),
             None => Ok(default.clone()),
         }
@@ -210,7 +213,7 @@ impl PyCache {
         let found: Vec<(usize, Decoded<'py>)> = self.store.with(|t| {
             keys.iter()
                 .enumerate()
-                .filter_map(|(i, (_, made))| t.get(made, &now).map(|v| (i, decode_in_lock(py, v))))
+                .filter_map(|(i, (_, made))| t.get(made, &now).map(|(r, held)| (i, decode_in_lock(py, r, held))))
                 .collect()
         });
         let result = PyDict::new(py);
@@ -332,10 +335,14 @@ impl PyCache {
 
     /// Remove `key` only if it holds a `str` equal to `expected` (atomically); whether it did.
     fn delete_if_equal(&self, key: &Bound<'_, PyAny>, expected: &str, version: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = key.py();
         let (key, now) = self.key_and_now(key, version)?;
-        Ok(self
-            .store
-            .with(|t| t.delete_if(&key, &now, |r| r.kind() == STR && r.value() == expected.as_bytes())))
+        Ok(self.store.with(|t| {
+            t.delete_if(&key, &now, |r, held| {
+                // Reading an exact str's UTF-8 runs no Python code: safe under the lock.
+                r.kind() == STR && held.is_some_and(|s| s.bind(py).to_str().is_ok_and(|s| s == expected))
+            })
+        }))
     }
 
     /// Seconds until `key` expires: `-1.0` if it never does, `-2.0` if there is no live value
@@ -383,15 +390,21 @@ impl PyCache {
             }
         }
         loop {
-            let Some((current, expected)) = self
-                .store
-                .with(|t| t.get_for_update(&key, &now).map(|r| (decode_in_lock(py, r), r.clone())))
-            else {
+            let Some((current, expected, expected_held)) = self.store.with(|t| {
+                t.get_for_update(&key, &now)
+                    .map(|(r, held)| (decode_in_lock(py, r, held), r.clone(), held.map(Py::as_ptr)))
+            }) else {
                 return Err(errors::key_not_found(py, &key));
             };
-            let new_value = current.into_value()?.add(delta)?;
-            let record = encode(&key, &new_value, self.protocol)?;
-            match self.store.with(|t| t.replace_if(record, &expected, &self.limits, &now)) {
+            // `current` holds a reference to the held object (if any) until the swap, so its address
+            // cannot be reused meanwhile.
+            let current = current.into_value()?;
+            let new_value = current.add(delta)?;
+            let item = encode(&key, &new_value, self.protocol)?;
+            // Unchanged: the same bytes, and the very same object if one is held.
+            let unchanged =
+                |r: &Record, held: Option<&Held>| r.same_value(&expected) && held.map(Py::as_ptr) == expected_held;
+            match self.store.with(|t| t.replace_if(item, &self.limits, &now, unchanged)) {
                 Ok(true) => return Ok(new_value),
                 Ok(false) => {}
                 Err(err) => return Err(errors::to_py(py, &key, &err)),

@@ -7,9 +7,10 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
 
+use super::payload::Held;
 use crate::store::{Eviction, Store};
 
-pub(crate) type SharedStore = Arc<Store>;
+pub(crate) type SharedStore = Arc<Store<Held>>;
 
 static STORES: LazyLock<Mutex<HashMap<String, SharedStore>>> = LazyLock::new(Mutex::default);
 

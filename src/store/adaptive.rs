@@ -22,8 +22,7 @@
 //! 4-bit counters, per entry of capacity, grown with the entries actually held); the ghosts (a fifth of the
 //! capacity in 32-bit hashes, up to twice that before a sweep). Every operation is O(1) amortised.
 
-use ahash::AHashMap;
-
+use super::index::Index;
 use super::sketch::FrequencySketch;
 
 const NIL: u32 = u32::MAX;
@@ -108,61 +107,62 @@ const FROM_MAIN: usize = 1;
 
 /// Hashes of recently evicted entries, by where they were evicted from: for each side, the last `limit`
 /// evicted. Each side numbers its evictions, and a remembered hash is still a ghost while fewer than `limit`
-/// evictions from its side have followed it. So recording one is a single map insert (no queue to keep in
-/// step), and the stale ones are swept out in a batch when the map has grown to twice what can be fresh.
-#[derive(Debug, Clone, Default)]
+/// evictions from its side have followed it. So recording one is a single insert into an [`Index`] (hash →
+/// number and side; no queue to keep in step), and the stale ones are swept out in a batch once the index
+/// holds twice what can be fresh.
+#[derive(Debug, Default)]
 struct Ghosts {
-    /// hash -> (eviction number on its side << 1 | side).
-    map: AHashMap<u32, u64>,
-    evictions: [u64; 2],
+    index: Index,
+    /// Evictions per side, modulo `NUMBERS`.
+    evictions: [u32; 2],
     limit: usize,
 }
+
+/// Eviction numbers wrap at this (with the side bit, a value stays below `u32::MAX`, which `Index` keeps
+/// free); a limit is far below it.
+const NUMBERS: u32 = 1 << 30;
 
 impl Ghosts {
     fn record(&mut self, hash: u32, side: usize) {
         if self.limit == 0 {
             return;
         }
-        self.evictions[side] += 1;
-        self.map.insert(hash, (self.evictions[side] << 1) | side as u64);
-        if self.map.len() > self.limit.saturating_mul(4) {
+        let number = (self.evictions[side] + 1) % NUMBERS;
+        self.evictions[side] = number;
+        self.index.upsert(hash, (number << 1) | side as u32, |_| true);
+        if self.index.len() > self.limit.saturating_mul(4) {
             self.sweep();
         }
     }
 
-    fn is_fresh(&self, tagged: u64) -> bool {
-        let side = (tagged & 1) as usize;
-        self.evictions[side] - (tagged >> 1) < self.limit as u64
+    fn is_fresh(evictions: [u32; 2], limit: usize, tagged: u32) -> bool {
+        let age = evictions[(tagged & 1) as usize].wrapping_sub(tagged >> 1) % NUMBERS;
+        (age as usize) < limit
     }
 
     fn sweep(&mut self) {
-        let evictions = self.evictions;
-        let limit = self.limit as u64;
-        self.map
-            .retain(|_, tagged| evictions[(*tagged & 1) as usize] - (*tagged >> 1) < limit);
+        let (evictions, limit) = (self.evictions, self.limit);
+        self.index.retain(|_, tagged| Self::is_fresh(evictions, limit, tagged));
     }
 
     /// The side `hash` was evicted from, if it is still remembered (and forget it).
     fn take(&mut self, hash: u32) -> Option<usize> {
-        if self.map.is_empty() {
-            return None;
-        }
-        let tagged = self.map.remove(&hash)?;
-        self.is_fresh(tagged).then_some((tagged & 1) as usize)
+        let tagged = self.index.take(hash, |_| true)?;
+        Self::is_fresh(self.evictions, self.limit, tagged).then_some((tagged & 1) as usize)
     }
 
     fn set_limit(&mut self, limit: usize) {
-        self.limit = limit;
+        self.limit = limit.min(NUMBERS as usize / 2);
         self.sweep();
     }
 
     fn clear(&mut self) {
-        self.map.clear();
+        self.index.clear();
     }
 }
 
 /// The adaptive W-TinyLFU policy over a table's slots. See the module documentation.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AdaptivePolicy {
     nodes: Vec<Node>,
     lists: [List; 3],

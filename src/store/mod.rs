@@ -26,7 +26,7 @@ pub use limits::Limits;
 pub use record::{Kind, Record, INT};
 pub use stats::{Counters, Snapshot};
 pub use store::Store;
-pub use table::{Eviction, Sink, Table};
+pub use table::{Attachment, Eviction, Item, Sink, Table};
 
 #[cfg(test)]
 mod model_tests;

@@ -56,7 +56,7 @@ struct Model {
 
 impl Model {
     fn bytes_of(key: &[u8], e: &ModelEntry) -> usize {
-        entry_bytes(&e.value.record(key))
+        e.value.bytes(key)
     }
 
     fn live_bytes(&self) -> usize {
@@ -111,7 +111,7 @@ impl Model {
     }
 
     fn set(&mut self, key: &[u8], value: V, ttl: Ttl, limits: &Limits) -> Result<(), StoreError> {
-        let bytes = entry_bytes(&value.record(key));
+        let bytes = value.bytes(key);
         if let Some(max_bytes) = limits.max_bytes {
             if bytes > max_bytes {
                 return Err(StoreError::TooLarge {
@@ -182,7 +182,7 @@ impl Model {
         if !self.entries.contains_key(key) {
             return Ok(false);
         }
-        let bytes = entry_bytes(&value.record(key));
+        let bytes = value.bytes(key);
         if let Some(max_bytes) = limits.max_bytes {
             if bytes > max_bytes {
                 return Err(StoreError::TooLarge {
@@ -208,7 +208,7 @@ fn now(model: &Model) -> Now {
 }
 
 /// Run one operation on both sides and compare the answers.
-fn step(t: &mut Table, m: &mut Model, op: Op, limits: &Limits) {
+fn step(t: &mut Table<String>, m: &mut Model, op: Op, limits: &Limits) {
     let at = now(m);
     m.evicted = 0;
     match op {
@@ -253,31 +253,29 @@ fn step(t: &mut Table, m: &mut Model, op: Op, limits: &Limits) {
     assert_eq!(sink.evicted, m.evicted, "entries evicted by this operation");
 }
 
-fn cas(t: &mut Table, m: &mut Model, key: &[u8], v: V, between: Option<(V, Ttl)>, limits: &Limits) {
+fn cas(t: &mut Table<String>, m: &mut Model, key: &[u8], v: V, between: Option<(V, Ttl)>, limits: &Limits) {
     let at = now(m);
-    let read = t.get_for_update(key, &at).cloned();
-    assert_eq!(
-        read.as_ref().map(V::of).as_ref(),
-        m.entries.get(key).map(|e| &e.value),
-        "get_for_update"
-    );
+    let read = t
+        .get_for_update(key, &at)
+        .map(|(record, attachment)| V::of(record, attachment));
+    assert_eq!(read.as_ref(), m.entries.get(key).map(|e| &e.value), "get_for_update");
     let Some(read) = read else { return };
     let mut changed = false;
     if let Some((other, ttl)) = between {
         let result = t.put(key, other.clone(), ttl, limits, &at);
         // The swap compares values: a write of the value that was read changes nothing it can see.
-        changed = result.is_ok() && other != V::of(&read);
+        changed = result.is_ok() && other != read;
         assert_eq!(result, m.set(key, other, ttl, limits), "interleaved set");
     }
     assert_eq!(
-        t.replace_if(v.record(key), &read, limits, &at),
+        t.replace_if(v.item(key), limits, &at, |r, a| V::of(r, a) == read),
         m.replace_if(key, v, changed, limits),
         "replace_if"
     );
 }
 
 /// The state both sides must agree on after every step.
-fn check_state(t: &Table, m: &Model, limits: &Limits) {
+fn check_state(t: &Table<String>, m: &Model, limits: &Limits) {
     t.check_invariants().expect("table invariants");
     let live: HashSet<Vec<u8>> = t.live_keys(b"", &now(m)).iter().map(|k| k.to_vec()).collect();
     let expected: HashSet<Vec<u8>> = m.entries.keys().cloned().collect();
@@ -316,6 +314,7 @@ fn value() -> impl Strategy<Value = V> {
         3 => (-5i64..5).prop_map(V::Int),
         1 => prop_oneof![Just(i64::MAX - 1), Just(i64::MIN + 1)].prop_map(V::Int),
         3 => proptest::collection::vec(any::<u8>(), 0..64).prop_map(V::Data),
+        2 => "[a-z]{0,40}".prop_map(V::Text),
     ]
 }
 
@@ -356,7 +355,7 @@ proptest! {
 
     #[test]
     fn table_agrees_with_the_model(limits in limits(), ops in proptest::collection::vec(op(), 1..150)) {
-        let mut table = Table::default();
+        let mut table = Table::<String>::default();
         let mut model = Model { now: START, ..Model::default() };
         for op in ops {
             step(&mut table, &mut model, op, &limits);
@@ -368,7 +367,7 @@ proptest! {
     #[test]
     fn nothing_is_evicted_without_limits(ops in proptest::collection::vec(op(), 1..150)) {
         let limits = Limits { max_entries: i64::MAX, cull_frequency: 3, max_bytes: None };
-        let mut table = Table::default();
+        let mut table = Table::<String>::default();
         let mut model = Model { now: START, ..Model::default() };
         for op in ops {
             step(&mut table, &mut model, op, &limits);

@@ -11,13 +11,18 @@ pub type Kind = u8;
 /// A native integer: 8 bytes, a little-endian `i64`, which `incr` adds to in place.
 pub const INT: Kind = 0;
 
+/// The bit of the kind byte the table sets on a record that has an attachment (`table::Attachment`);
+/// the binding's kinds stay below it.
+const ATTACHED: u8 = 0x80;
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Record(Box<[u8]>);
 
 impl Record {
+    /// A record of `kind` (below `0x80`; the top bit is the table's) for `key` and `value`.
     pub fn new(key: &[u8], kind: Kind, value: &[u8]) -> Self {
         let mut bytes = Vec::with_capacity(1 + varint_len(key.len()) + key.len() + value.len());
-        bytes.push(kind);
+        bytes.push(kind & !ATTACHED);
         push_varint(&mut bytes, key.len());
         bytes.extend_from_slice(key);
         bytes.extend_from_slice(value);
@@ -29,7 +34,19 @@ impl Record {
     }
 
     pub fn kind(&self) -> Kind {
-        self.0[0]
+        self.0[0] & !ATTACHED
+    }
+
+    pub(crate) fn is_attached(&self) -> bool {
+        self.0[0] & ATTACHED != 0
+    }
+
+    pub(crate) fn set_attached(&mut self, attached: bool) {
+        if attached {
+            self.0[0] |= ATTACHED;
+        } else {
+            self.0[0] &= !ATTACHED;
+        }
     }
 
     /// Where the key starts and how long it is.

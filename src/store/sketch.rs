@@ -5,13 +5,12 @@
 //! by its own hash, and its estimate is the smallest of the four. After `sample_size` counted events every
 //! counter is halved, so old popularity fades and the sketch follows a changing workload.
 
-/// Mixes a 32-bit key hash into four word indexes and a nibble group.
-const SEEDS: [u64; 4] = [
-    0xc3a5_c85c_97cb_3127,
-    0xb492_b66f_be98_f273,
-    0x9ae1_6a3b_2f90_404f,
-    0xcbf2_9ce4_8422_2325,
-];
+/// Spreads a 32-bit key hash over the blocks (Fibonacci hashing: the product's high bits).
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Words per block: a key's four counters share one 64-byte block (one cache line), each in its own pair
+/// of words, as in Caffeine's sketch.
+const BLOCK_WORDS: usize = 8;
 
 /// The smallest table, in words (16 counters each), whatever the capacity.
 const MIN_WORDS: usize = 16;
@@ -19,8 +18,8 @@ const MIN_WORDS: usize = 16;
 #[derive(Debug, Clone)]
 pub(crate) struct FrequencySketch {
     table: Vec<u64>,
-    /// `table.len() - 1`; the length is a power of two.
-    mask: usize,
+    /// `table.len() / BLOCK_WORDS - 1`; the length is a power of two.
+    block_mask: usize,
     /// Counted increments since the last halving.
     additions: usize,
     /// Increments between two halvings.
@@ -35,7 +34,7 @@ impl FrequencySketch {
         let words = entries.checked_next_power_of_two().unwrap_or(1 << 30).min(1 << 30);
         Self {
             table: vec![0; words],
-            mask: words - 1,
+            block_mask: words / BLOCK_WORDS - 1,
             additions: 0,
             sample_size: ((entries as f64 * period) as usize).max(MIN_WORDS),
         }
@@ -51,17 +50,15 @@ impl FrequencySketch {
         self.table.len()
     }
 
-    /// The four (word index, bit shift) pairs of a key.
+    /// The four (word index, bit shift) pairs of a key: the block from the spread hash, and within it,
+    /// from a byte of the hash each, one word of the counter's pair and one of its sixteen nibbles.
     #[inline]
     fn cells(&self, hash: u32) -> [(usize, u32); 4] {
-        let h = u64::from(hash);
-        // Which of the four nibble groups of each word this key uses.
-        let group = ((h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 62) as u32) << 2;
+        let block = ((u64::from(hash).wrapping_mul(SPREAD) >> 32) as usize & self.block_mask) * BLOCK_WORDS;
         let mut out = [(0usize, 0u32); 4];
-        for (i, seed) in SEEDS.iter().enumerate() {
-            let mut x = h.wrapping_add(*seed).wrapping_mul(*seed);
-            x ^= x >> 32;
-            out[i] = ((x as usize) & self.mask, (group + i as u32) << 2);
+        for (i, cell) in out.iter_mut().enumerate() {
+            let bits = hash >> (i * 8);
+            *cell = (block + i * 2 + (bits & 1) as usize, ((bits >> 1) & 15) << 2);
         }
         out
     }

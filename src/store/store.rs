@@ -21,20 +21,20 @@ const BULK_EVICTION: usize = 16;
 const EVICTION_REPORT_EVERY: usize = 1024;
 
 #[derive(Debug)]
-pub struct Store {
-    table: Mutex<Table>,
+pub struct Store<A> {
+    table: Mutex<Table<A>>,
     /// Evictions not yet reported in a log record.
     unreported_evictions: AtomicUsize,
 }
 
-impl Default for Store {
+impl<A> Default for Store<A> {
     fn default() -> Self {
         Self::from_table(Table::default())
     }
 }
 
-impl Store {
-    fn from_table(table: Table) -> Self {
+impl<A> Store<A> {
+    fn from_table(table: Table<A>) -> Self {
         Self {
             table: Mutex::new(table),
             unreported_evictions: AtomicUsize::new(0),
@@ -42,7 +42,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl<A> Store<A> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -57,7 +57,7 @@ impl Store {
 
     /// Run `f` on the table under the lock; then, with the lock released, drop what it removed and
     /// log what it did. `f` must not call back into anything that takes this lock, nor into Python.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut Table<A>) -> R) -> R {
         let (result, sink) = {
             let mut table = self.table.lock();
             let result = f(&mut table);
@@ -70,7 +70,7 @@ impl Store {
 
     /// Operator-facing events, logged outside the lock (pyo3-log attaches to Python for each record):
     /// bulk culls at once, single evictions as a periodic summary, refusals always.
-    fn report(&self, sink: &Sink) {
+    fn report(&self, sink: &Sink<A>) {
         if sink.evicted >= BULK_EVICTION {
             log::debug!(target: "django_rustcache.store", "culled {} entries to make room", sink.evicted);
         } else if sink.evicted > 0 {

@@ -4,12 +4,13 @@
 //! Invariants kept by every method:
 //! - `index` files `slot` under its key's hash exactly when `slots[slot]` holds the entry for that
 //!   key, and every occupied slot is linked once in `order`;
-//! - `bytes` is the sum of `entry_bytes` over occupied slots, `with_deadline` the number of occupied
-//!   slots whose entry has a deadline;
+//! - `bytes` is the sum of `entry_bytes` (plus the attachment's weight) over occupied slots,
+//!   `with_deadline` the number of occupied slots whose entry has a deadline;
+//! - `attachments` holds an entry for `slot` exactly when `slots[slot]`'s record is marked attached;
 //! - nothing is freed here: removed records go to `sink`, which the store empties after unlocking,
 //!   so freeing them (a million at once, after `clear`) never holds the lock.
 
-use ahash::RandomState;
+use ahash::{AHashMap, RandomState};
 
 use super::adaptive::AdaptivePolicy;
 use super::clock::{Now, Timestamp, Ttl};
@@ -32,13 +33,56 @@ const SWEEP_STEP: usize = 4;
 const RECLAIM_EVERY: usize = 8;
 
 /// What an operation removed or wants said, handed out of the lock to be dropped and logged.
-#[derive(Debug, Default)]
-pub struct Sink {
+#[derive(Debug)]
+pub struct Sink<A> {
     pub(crate) garbage: Vec<Record>,
+    pub(crate) objects: Vec<A>,
     /// Live entries removed by culls or the byte budget in this operation.
     pub evicted: usize,
     /// A value refused because it alone exceeds the byte budget.
     pub refused: Option<StoreError>,
+}
+
+impl<A> Default for Sink<A> {
+    fn default() -> Self {
+        Self {
+            garbage: Vec::new(),
+            objects: Vec::new(),
+            evicted: 0,
+            refused: None,
+        }
+    }
+}
+
+/// A ready-made form of a value that the binding keeps beside its record and `get` hands back instead
+/// of rebuilding it (a Python `str` object: rebuilding one from UTF-8 costs more than the rest of a
+/// `get`). The store does not look inside; it charges `weight` bytes for it.
+#[derive(Debug)]
+pub struct Attachment<A> {
+    pub object: A,
+    pub weight: usize,
+}
+
+/// What a write stores: a record, and maybe an attachment.
+#[derive(Debug)]
+pub struct Item<A> {
+    pub record: Record,
+    pub attachment: Option<Attachment<A>>,
+}
+
+impl<A> From<Record> for Item<A> {
+    fn from(record: Record) -> Self {
+        Self {
+            record,
+            attachment: None,
+        }
+    }
+}
+
+impl<A> Item<A> {
+    fn bytes(&self) -> usize {
+        entry_bytes(&self.record) + self.attachment.as_ref().map_or(0, |a| a.weight)
+    }
 }
 
 /// Which entries leave first when a full cache needs room.
@@ -61,12 +105,14 @@ enum Removal {
 }
 
 #[derive(Debug)]
-pub struct Table {
+pub struct Table<A> {
     index: Index,
     /// A fresh random seed per table (ahash's runtime RNG): keys often come from request data, and a
     /// fixed seed would let a client craft colliding keys.
     hasher: RandomState,
     slots: Vec<Option<Entry>>,
+    /// By slot, for the entries whose record is marked attached (few: a map, not a slot per entry).
+    attachments: AHashMap<u32, Attachment<A>>,
     free: Vec<u32>,
     order: LruList,
     /// Present for `Eviction::Adaptive`; it then chooses the victims of `MAX_ENTRIES` (the byte
@@ -80,15 +126,16 @@ pub struct Table {
     writes_since_reclaim: usize,
     sweep_cursor: usize,
     counters: Counters,
-    pub(crate) sink: Sink,
+    pub(crate) sink: Sink<A>,
 }
 
-impl Default for Table {
+impl<A> Default for Table<A> {
     fn default() -> Self {
         Self {
             index: Index::default(),
             hasher: RandomState::new(),
             slots: Vec::new(),
+            attachments: AHashMap::new(),
             free: Vec::new(),
             order: LruList::default(),
             adaptive: None,
@@ -103,7 +150,7 @@ impl Default for Table {
     }
 }
 
-impl Table {
+impl<A> Table<A> {
     pub fn with_eviction(eviction: Eviction) -> Self {
         let adaptive = match eviction {
             Eviction::Lru => None,
@@ -163,22 +210,63 @@ impl Table {
         })
     }
 
-    /// The bytes `record`'s entry is charged, or `TooLarge` if that alone exceeds the byte budget; a
-    /// refused record goes to the sink (dropped after the lock), the table is unchanged.
-    fn within_budget(&mut self, record: Record, limits: &Limits) -> Result<(Record, usize), StoreError> {
-        let bytes = entry_bytes(&record);
+    /// The bytes `item`'s entry is charged, or `TooLarge` if that alone exceeds the byte budget; a
+    /// refused item goes to the sink (dropped after the lock), the table is unchanged.
+    fn within_budget(&mut self, item: Item<A>, limits: &Limits) -> Result<(Item<A>, usize), StoreError> {
+        let bytes = item.bytes();
         match limits.max_bytes {
             Some(max_bytes) if bytes > max_bytes => {
                 let err = StoreError::TooLarge {
                     entry_bytes: bytes,
                     max_bytes,
                 };
-                self.sink.garbage.push(record);
+                self.discard(item);
                 self.sink.refused = Some(err.clone());
                 Err(err)
             }
-            _ => Ok((record, bytes)),
+            _ => Ok((item, bytes)),
         }
+    }
+
+    /// Hand an item that will not be stored to the sink.
+    fn discard(&mut self, item: Item<A>) {
+        self.sink.garbage.push(item.record);
+        if let Some(attachment) = item.attachment {
+            self.sink.objects.push(attachment.object);
+        }
+    }
+
+    /// Store `record` in `slot`'s entry with `attachment` (the entry's old attachment must be gone).
+    fn attach(&mut self, slot: u32, record: &mut Record, attachment: Option<Attachment<A>>) {
+        record.set_attached(attachment.is_some());
+        if let Some(attachment) = attachment {
+            self.attachments.insert(slot, attachment);
+        }
+    }
+
+    /// Take `slot`'s attachment, if its record is marked `attached`, to the sink; the weight it had.
+    fn detach(&mut self, slot: u32, attached: bool) -> usize {
+        if !attached {
+            return 0;
+        }
+        match self.attachments.remove(&slot) {
+            Some(attachment) => {
+                self.sink.objects.push(attachment.object);
+                attachment.weight
+            }
+            None => 0,
+        }
+    }
+
+    /// `slot`'s record and attachment.
+    fn read(&self, slot: u32) -> Option<(&Record, Option<&A>)> {
+        let record = &self.entry(slot)?.record;
+        let attachment = if record.is_attached() {
+            self.attachments.get(&slot).map(|a| &a.object)
+        } else {
+            None
+        };
+        Some((record, attachment))
     }
 
     /// The slot of `key` if it holds a live entry; an expired one met on the way is removed.
@@ -207,7 +295,7 @@ impl Table {
             policy.on_remove(slot);
         }
         self.free.push(slot);
-        self.bytes -= entry_bytes(&entry.record);
+        self.bytes -= entry_bytes(&entry.record) + self.detach(slot, entry.record.is_attached());
         if entry.has_deadline() {
             self.with_deadline -= 1;
         }
@@ -224,7 +312,7 @@ impl Table {
     }
 
     /// Read a live entry and mark it most recently used (`LocMemCache.get`).
-    pub fn get(&mut self, key: &[u8], now: &Now) -> Option<&Record> {
+    pub fn get(&mut self, key: &[u8], now: &Now) -> Option<(&Record, Option<&A>)> {
         let hash = self.hash_of(key);
         let Some(slot) = self.find_live(key, hash, now) else {
             self.counters.misses += 1;
@@ -235,7 +323,7 @@ impl Table {
         };
         self.counters.hits += 1;
         self.touch_order(slot);
-        self.entry(slot).map(|e| &e.record)
+        self.read(slot)
     }
 
     /// Mark the entry in `slot` most recently used (and, for the adaptive policy, used once more).
@@ -248,9 +336,9 @@ impl Table {
 
     /// Read a live entry for a compare-and-swap update (`replace_if`). Counts as neither hit nor
     /// miss, and leaves the recency order alone: the update that follows moves it.
-    pub fn get_for_update(&mut self, key: &[u8], now: &Now) -> Option<&Record> {
+    pub fn get_for_update(&mut self, key: &[u8], now: &Now) -> Option<(&Record, Option<&A>)> {
         let slot = self.find_live_key(key, now)?;
-        self.entry(slot).map(|e| &e.record)
+        self.read(slot)
     }
 
     /// Whether a live entry exists. Leaves the recency order alone (`LocMemCache.has_key`).
@@ -264,12 +352,12 @@ impl Table {
         self.entry(slot).map(|e| e.expires_at)
     }
 
-    /// Store `record` under its key (`LocMemCache.set`): cull first if the cache is full, then write
-    /// and mark most recently used. A dead-on-arrival `ttl` removes the key instead.
-    pub fn set(&mut self, record: Record, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
-        let (record, bytes) = self.within_budget(record, limits)?;
-        let hash = self.hash_of(record.key());
-        let mut existing = self.lookup(record.key(), hash);
+    /// Store `item` under its record's key (`LocMemCache.set`): cull first if the cache is full, then
+    /// write and mark most recently used. A dead-on-arrival `ttl` removes the key instead.
+    pub fn set(&mut self, item: impl Into<Item<A>>, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
+        let (item, bytes) = self.within_budget(item.into(), limits)?;
+        let hash = self.hash_of(item.record.key());
+        let mut existing = self.lookup(item.record.key(), hash);
         if self.adaptive.is_some() {
             if existing.is_none() {
                 self.evict_one_at_a_time(limits, now);
@@ -277,7 +365,7 @@ impl Table {
         } else if limits.is_full(self.len()) {
             self.cull(limits, now);
             // The cull may have taken the key's own entry.
-            existing = self.lookup(record.key(), hash);
+            existing = self.lookup(item.record.key(), hash);
         }
         self.counters.sets += 1;
         match ttl.deadline(now) {
@@ -285,10 +373,10 @@ impl Table {
                 if let Some(slot) = existing {
                     self.remove_slot(slot, Removal::Replaced);
                 }
-                self.sink.garbage.push(record);
+                self.discard(item);
             }
             Some(deadline) => {
-                let slot = self.upsert(record, existing, hash, deadline, bytes);
+                let slot = self.upsert(item, existing, hash, deadline, bytes);
                 if let Some(max_bytes) = limits.max_bytes {
                     self.enforce_byte_budget(max_bytes, slot, now);
                 }
@@ -298,28 +386,35 @@ impl Table {
         Ok(())
     }
 
-    /// Store `record` only if no live entry holds its key (`LocMemCache.add`). A failed add leaves
-    /// the recency order alone.
-    pub fn add(&mut self, record: Record, ttl: Ttl, limits: &Limits, now: &Now) -> Result<bool, StoreError> {
-        if self.find_live_key(record.key(), now).is_some() {
-            self.sink.garbage.push(record);
+    /// Store `item` only if no live entry holds its key (`LocMemCache.add`). A failed add leaves the
+    /// recency order alone.
+    pub fn add(&mut self, item: impl Into<Item<A>>, ttl: Ttl, limits: &Limits, now: &Now) -> Result<bool, StoreError> {
+        let item = item.into();
+        if self.find_live_key(item.record.key(), now).is_some() {
+            self.discard(item);
             return Ok(false);
         }
-        self.set(record, ttl, limits, now).map(|()| true)
+        self.set(item, ttl, limits, now).map(|()| true)
     }
 
     /// Write a new entry or overwrite the one in `existing` (the slot holding the record's key, if
     /// any), and make it most recently used.
-    fn upsert(&mut self, record: Record, existing: Option<u32>, hash: u64, deadline: Timestamp, bytes: usize) -> u32 {
+    fn upsert(&mut self, item: Item<A>, existing: Option<u32>, hash: u64, deadline: Timestamp, bytes: usize) -> u32 {
         let has_deadline = deadline != Timestamp::NEVER;
         self.earliest_deadline = self.earliest_deadline.min(deadline);
         self.writes_since_reclaim += 1;
-        if let Some(slot) = existing {
-            if let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
+        let Item { mut record, attachment } = item;
+        let was_attached = existing
+            .and_then(|slot| self.entry(slot))
+            .map(|e| e.record.is_attached());
+        if let (Some(slot), Some(was_attached)) = (existing, was_attached) {
+            let detached = self.detach(slot, was_attached);
+            self.attach(slot, &mut record, attachment);
+            if let Some(entry) = self.entry_mut(slot) {
                 let old = std::mem::replace(&mut entry.record, record);
                 let deadline_before = entry.has_deadline();
                 entry.expires_at = deadline;
-                self.bytes = self.bytes - entry_bytes(&old) + bytes;
+                self.bytes = self.bytes - (entry_bytes(&old) + detached) + bytes;
                 if deadline_before != has_deadline {
                     if has_deadline {
                         self.with_deadline += 1;
@@ -328,10 +423,12 @@ impl Table {
                     }
                 }
                 self.sink.garbage.push(old);
-                self.touch_order(slot);
-                return slot;
             }
+            self.touch_order(slot);
+            return slot;
         }
+        let slot = self.free.last().copied().unwrap_or(self.slots.len() as u32);
+        self.attach(slot, &mut record, attachment);
         let entry = Entry {
             record,
             expires_at: deadline,
@@ -503,28 +600,38 @@ impl Table {
         Ok(next)
     }
 
-    /// Replace the value of a live entry if it still holds what `expected` (read by
-    /// `get_for_update`) holds, keeping its deadline and making it most recently used. `Ok(false)`
-    /// if it changed or went away.
+    /// Replace the value of a live entry if `unchanged` says it still holds what `get_for_update`
+    /// read, keeping its deadline and making it most recently used. `Ok(false)` if it changed or went
+    /// away.
     pub fn replace_if(
         &mut self,
-        record: Record,
-        expected: &Record,
+        item: impl Into<Item<A>>,
         limits: &Limits,
         now: &Now,
+        unchanged: impl FnOnce(&Record, Option<&A>) -> bool,
     ) -> Result<bool, StoreError> {
-        let Some(slot) = self.find_live_key(record.key(), now) else {
-            self.sink.garbage.push(record);
+        let item = item.into();
+        let Some(slot) = self.find_live_key(item.record.key(), now) else {
+            self.discard(item);
             return Ok(false);
         };
-        let (record, bytes) = self.within_budget(record, limits)?;
-        let Some(entry) = self.entry_mut(slot).filter(|e| e.record.same_value(expected)) else {
-            self.sink.garbage.push(record);
+        let (item, bytes) = self.within_budget(item, limits)?;
+        if !self
+            .read(slot)
+            .is_some_and(|(record, attachment)| unchanged(record, attachment))
+        {
+            self.discard(item);
             return Ok(false);
-        };
-        let old = std::mem::replace(&mut entry.record, record);
-        self.bytes = self.bytes - entry_bytes(&old) + bytes;
-        self.sink.garbage.push(old);
+        }
+        let Item { mut record, attachment } = item;
+        let was_attached = self.entry(slot).is_some_and(|e| e.record.is_attached());
+        let detached = self.detach(slot, was_attached);
+        self.attach(slot, &mut record, attachment);
+        if let Some(entry) = self.entry_mut(slot) {
+            let old = std::mem::replace(&mut entry.record, record);
+            self.bytes = self.bytes - (entry_bytes(&old) + detached) + bytes;
+            self.sink.garbage.push(old);
+        }
         self.touch_order(slot);
         if let Some(max_bytes) = limits.max_bytes {
             self.enforce_byte_budget(max_bytes, slot, now);
@@ -547,6 +654,8 @@ impl Table {
         self.sweep_cursor = 0;
         let slots = std::mem::take(&mut self.slots);
         self.sink.garbage.extend(slots.into_iter().flatten().map(|e| e.record));
+        let attachments = std::mem::take(&mut self.attachments);
+        self.sink.objects.extend(attachments.into_values().map(|a| a.object));
     }
 
     /// Keys of live entries that start with `prefix`, in no particular order.
@@ -562,11 +671,14 @@ impl Table {
 
     /// Remove a live entry only if `matches` accepts it (an atomic compare-and-delete, for lock
     /// release); whether it was removed.
-    pub fn delete_if(&mut self, key: &[u8], now: &Now, matches: impl FnOnce(&Record) -> bool) -> bool {
+    pub fn delete_if(&mut self, key: &[u8], now: &Now, matches: impl FnOnce(&Record, Option<&A>) -> bool) -> bool {
         let Some(slot) = self.find_live_key(key, now) else {
             return false;
         };
-        if !self.entry(slot).is_some_and(|e| matches(&e.record)) {
+        if !self
+            .read(slot)
+            .is_some_and(|(record, attachment)| matches(record, attachment))
+        {
             return false;
         }
         self.remove_slot(slot, Removal::Deleted);
@@ -581,6 +693,7 @@ impl Table {
         }
         let mut bytes = 0;
         let mut with_deadline = 0;
+        let mut attached = 0;
         for (slot, entry) in self.slots.iter().enumerate() {
             let Some(entry) = entry else { continue };
             let key = entry.record.key();
@@ -588,6 +701,13 @@ impl Table {
                 return Err(format!("slot {slot} is not where the index points"));
             }
             bytes += entry_bytes(&entry.record);
+            if entry.record.is_attached() {
+                attached += 1;
+                match self.attachments.get(&(slot as u32)) {
+                    Some(attachment) => bytes += attachment.weight,
+                    None => return Err(format!("slot {slot} is marked attached but has no attachment")),
+                }
+            }
             with_deadline += usize::from(entry.has_deadline());
         }
         for (tag, slot) in self.index.iter() {
@@ -595,6 +715,12 @@ impl Table {
             if filed != Some(tag) {
                 return Err(format!("the index files slot {slot} under a stale hash"));
             }
+        }
+        if attached != self.attachments.len() {
+            return Err(format!(
+                "{attached} records attached, {} attachments",
+                self.attachments.len()
+            ));
         }
         if bytes != self.bytes || with_deadline != self.with_deadline {
             return Err(format!(

@@ -2,29 +2,51 @@
 
 use super::*;
 
-type T = Table;
+/// Tables whose attachments are `String`s (the binding attaches Python `str` objects).
+type T = Table<String>;
 
-/// A value as these tests write it: the store's native integer, or opaque bytes.
+/// A value as these tests write it: the store's native integer, opaque bytes, or text held as an
+/// attachment (as the binding holds a `str` object).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum V {
     Int(i64),
     Data(Vec<u8>),
+    Text(String),
 }
 
 const DATA: Kind = 1;
+const TEXT: Kind = 2;
 
 impl V {
-    pub(super) fn record(&self, key: &[u8]) -> Record {
+    pub(super) fn item(&self, key: &[u8]) -> Item<String> {
         match self {
-            Self::Int(n) => Record::int(key, *n),
-            Self::Data(bytes) => Record::new(key, DATA, bytes),
+            Self::Int(n) => Record::int(key, *n).into(),
+            Self::Data(bytes) => Record::new(key, DATA, bytes).into(),
+            Self::Text(text) => Item {
+                record: Record::new(key, TEXT, b""),
+                attachment: Some(Attachment {
+                    object: text.clone(),
+                    weight: text.len(),
+                }),
+            },
         }
     }
 
-    pub(super) fn of(record: &Record) -> Self {
-        match record.as_int() {
-            Some(n) => Self::Int(n),
-            None => Self::Data(record.value().to_vec()),
+    pub(super) fn record(&self, key: &[u8]) -> Record {
+        self.item(key).record
+    }
+
+    /// The bytes an entry holding this value under `key` is charged.
+    pub(super) fn bytes(&self, key: &[u8]) -> usize {
+        let item = self.item(key);
+        entry_bytes(&item.record) + item.attachment.map_or(0, |a| a.weight)
+    }
+
+    pub(super) fn of(record: &Record, attachment: Option<&String>) -> Self {
+        match (record.as_int(), attachment) {
+            (Some(n), _) => Self::Int(n),
+            (None, Some(text)) => Self::Text(text.clone()),
+            (None, None) => Self::Data(record.value().to_vec()),
         }
     }
 }
@@ -36,17 +58,17 @@ pub(super) trait TableExt {
     fn get_v(&mut self, key: &[u8], now: &Now) -> Option<V>;
 }
 
-impl TableExt for Table {
+impl TableExt for T {
     fn put(&mut self, key: &[u8], value: V, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
-        self.set(value.record(key), ttl, limits, now)
+        self.set(value.item(key), ttl, limits, now)
     }
 
     fn put_new(&mut self, key: &[u8], value: V, ttl: Ttl, limits: &Limits, now: &Now) -> Result<bool, StoreError> {
-        self.add(value.record(key), ttl, limits, now)
+        self.add(value.item(key), ttl, limits, now)
     }
 
     fn get_v(&mut self, key: &[u8], now: &Now) -> Option<V> {
-        self.get(key, now).map(V::of)
+        self.get(key, now).map(|(record, attachment)| V::of(record, attachment))
     }
 }
 
@@ -206,23 +228,40 @@ fn incr_errors_leave_the_value_alone() {
     assert_eq!(t.incr(b"gone", 1, &at(5)), Err(StoreError::NotFound));
 }
 
+fn unchanged(before: &Record) -> impl Fn(&Record, Option<&String>) -> bool + '_ {
+    move |r, _| r.same_value(before)
+}
+
 #[test]
 fn compare_and_swap_detects_interleaved_writes() {
     let lim = Limits::default();
     let mut t = T::default();
     t.put(b"f", data("1.5"), Ttl::Seconds(10.0), &lim, &at(0)).expect("set");
-    let read = t.get_for_update(b"f", &at(0)).expect("present").clone();
+    let read = |t: &mut T| t.get_for_update(b"f", &at(0)).expect("present").0.clone();
+    let before = read(&mut t);
     set(&mut t, "f", data("2.5"), &lim);
-    assert_eq!(t.replace_if(data("3.0").record(b"f"), &read, &lim, &at(0)), Ok(false));
-    let read = t.get_for_update(b"f", &at(0)).expect("present").clone();
-    assert_eq!(t.replace_if(data("3.5").record(b"f"), &read, &lim, &at(0)), Ok(true));
+    assert_eq!(
+        t.replace_if(data("3.0").record(b"f"), &lim, &at(0), unchanged(&before)),
+        Ok(false)
+    );
+    let before = read(&mut t);
+    assert_eq!(
+        t.replace_if(data("3.5").record(b"f"), &lim, &at(0), unchanged(&before)),
+        Ok(true)
+    );
     assert_eq!(t.get_v(b"f", &at(0)), Some(data("3.5")));
-    assert_eq!(t.replace_if(data("x").record(b"nope"), &read, &lim, &at(0)), Ok(false));
+    assert_eq!(
+        t.replace_if(data("x").record(b"nope"), &lim, &at(0), unchanged(&before)),
+        Ok(false)
+    );
     // A value changed and changed back is the value that was read: the swap goes ahead.
-    let read = t.get_for_update(b"f", &at(0)).expect("present").clone();
+    let before = read(&mut t);
     set(&mut t, "f", data("9"), &lim);
     set(&mut t, "f", data("3.5"), &lim);
-    assert_eq!(t.replace_if(data("4").record(b"f"), &read, &lim, &at(0)), Ok(true));
+    assert_eq!(
+        t.replace_if(data("4").record(b"f"), &lim, &at(0), unchanged(&before)),
+        Ok(true)
+    );
     assert_eq!(
         t.deadline(b"f", &at(0)),
         Some(Timestamp::NEVER),
@@ -327,7 +366,7 @@ fn cull_takes_expired_entries_first() {
 
 #[test]
 fn store_drops_removed_values_after_unlocking() {
-    let store = Store::new();
+    let store: Store<String> = Store::new();
     store.with(|t| set(t, "k", data("v"), &Limits::default()));
     store.with(|t| assert!(t.delete(b"k", &at(0))));
     let snap = store.snapshot();
@@ -383,4 +422,65 @@ fn adaptive_eviction_takes_expired_entries_before_live_ones() {
     t.put(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
     assert!((0..5).all(|i| t.contains(format!("live{i}").as_bytes(), &at(5))));
     t.check_invariants().expect("invariants");
+}
+
+fn attached(key: &[u8], text: &str) -> Item<String> {
+    Item {
+        record: Record::new(key, 2, b""),
+        attachment: Some(Attachment {
+            object: text.to_owned(),
+            weight: text.len(),
+        }),
+    }
+}
+
+#[test]
+fn attachments_are_handed_back_charged_and_released_with_their_entry() {
+    let lim = limits(3, 3);
+    let mut t = T::default();
+    t.set(attached(b"a", "hello"), Ttl::Forever, &lim, &at(0)).expect("set");
+    let (record, object) = t.get(b"a", &at(0)).expect("present");
+    assert_eq!(
+        (record.kind(), object),
+        (2, Some(&"hello".to_owned())),
+        "the binding's kind, unflagged"
+    );
+    assert_eq!(t.snapshot().bytes, 1 + 5 + ENTRY_OVERHEAD);
+    // Overwrites in every direction keep the attachment map and the byte count exact.
+    t.set(attached(b"a", "hi"), Ttl::Forever, &lim, &at(0)).expect("set");
+    assert_eq!(
+        t.sink.objects.drain(..).collect::<Vec<_>>(),
+        ["hello"],
+        "the old object goes to the sink"
+    );
+    assert_eq!(t.snapshot().bytes, 1 + 2 + ENTRY_OVERHEAD);
+    set(&mut t, "a", data("xyz"), &lim);
+    assert_eq!(t.get(b"a", &at(0)).map(|(_, o)| o.cloned()), Some(None));
+    assert_eq!(t.snapshot().bytes, 1 + 3 + ENTRY_OVERHEAD);
+    t.set(attached(b"a", "again"), Ttl::Forever, &lim, &at(0)).expect("set");
+    t.check_invariants().expect("invariants");
+    // Removal by delete, by cull, by expiry and by clear releases the object.
+    t.set(attached(b"b", "bee"), Ttl::Seconds(1.0), &lim, &at(0))
+        .expect("set");
+    assert!(t.delete(b"a", &at(0)));
+    assert_eq!(t.get_v(b"b", &at(2)), None, "expired");
+    for k in ["c", "d", "e", "f"] {
+        t.set(attached(k.as_bytes(), k), Ttl::Forever, &lim, &at(0))
+            .expect("set");
+    }
+    t.check_invariants().expect("invariants");
+    t.clear();
+    t.check_invariants().expect("invariants");
+    let released = t.sink.objects.len();
+    assert_eq!(
+        released,
+        4 + 2 + 1,
+        "every object ever replaced or removed is in the sink ({released})"
+    );
+    // A compare-and-delete sees the attachment.
+    t.set(attached(b"lock", "token"), Ttl::Forever, &lim, &at(0))
+        .expect("set");
+    assert!(!t.delete_if(b"lock", &at(0), |_, o| o.is_some_and(|o| o == "other")));
+    assert!(t.delete_if(b"lock", &at(0), |_, o| o.is_some_and(|o| o == "token")));
+    assert!(t.is_empty());
 }
