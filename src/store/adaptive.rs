@@ -20,7 +20,7 @@
 //!
 //! Memory: per slot two links, a 32-bit hash and a region byte (16 bytes); the sketch (one `u64`, sixteen
 //! 4-bit counters, per entry of capacity, grown with the entries actually held); the ghosts (a fifth of the
-//! capacity in 32-bit hashes, up to twice that before a sweep). Every operation is O(1) amortised.
+//! capacity, 8 bytes each, up to four times that before a sweep). Every operation is O(1) amortised.
 
 use super::index::Index;
 use super::sketch::FrequencySketch;
@@ -109,7 +109,7 @@ const FROM_MAIN: usize = 1;
 /// evicted. Each side numbers its evictions, and a remembered hash is still a ghost while fewer than `limit`
 /// evictions from its side have followed it. So recording one is a single insert into an [`Index`] (hash →
 /// number and side; no queue to keep in step), and the stale ones are swept out in a batch once the index
-/// holds twice what can be fresh.
+/// holds `SWEEP_AT` times what can be fresh on one side.
 #[derive(Debug, Default)]
 struct Ghosts {
     index: Index,
@@ -117,6 +117,10 @@ struct Ghosts {
     evictions: [u32; 2],
     limit: usize,
 }
+
+/// The ghosts are swept when the index holds this many times what can be fresh per side: a sweep costs
+/// a pass over the index, paid for by the records since the last one.
+const SWEEP_AT: usize = 8;
 
 /// Eviction numbers wrap at this (with the side bit, a value stays below `u32::MAX`, which `Index` keeps
 /// free); a limit is far below it.
@@ -130,7 +134,7 @@ impl Ghosts {
         let number = (self.evictions[side] + 1) % NUMBERS;
         self.evictions[side] = number;
         self.index.upsert(hash, (number << 1) | side as u32, |_| true);
-        if self.index.len() > self.limit.saturating_mul(4) {
+        if self.index.len() > self.limit.saturating_mul(SWEEP_AT) {
             self.sweep();
         }
     }
@@ -399,6 +403,15 @@ impl AdaptivePolicy {
         } else {
             Some(self.ghost(candidate, FROM_WINDOW))
         }
+    }
+
+    /// The slot to evict for the byte budget: the main space's least recent entry, else the window's,
+    /// but never `keep` (the entry just written); `None` if nothing else is left.
+    pub fn budget_victim(&mut self, keep: u32) -> Option<u32> {
+        let (slot, side) = [(PROBATION, FROM_MAIN), (PROTECTED, FROM_MAIN), (WINDOW, FROM_WINDOW)]
+            .into_iter()
+            .find_map(|(region, side)| self.tail(region).filter(|&slot| slot != keep).map(|slot| (slot, side)))?;
+        Some(self.ghost(slot, side))
     }
 
     /// Remember that `slot`'s key is being evicted from `side`; returns `slot`.

@@ -93,14 +93,20 @@ impl Index {
         Some(found)
     }
 
-    /// Keep only the `(tag, slot)` cells that `keep` accepts.
+    /// Keep only the `(tag, slot)` cells that `keep` accepts (in place: no new table).
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(u32, u32) -> bool) {
-        let capacity = self.cells.len();
-        let old = std::mem::replace(&mut self.cells, vec![EMPTY; capacity]);
-        self.len = 0;
-        for c in old.into_iter().filter(|&c| c != EMPTY && keep(tag(c), slot(c))) {
+        let mut kept = Vec::with_capacity(self.len);
+        for c in &mut self.cells {
+            if *c != EMPTY {
+                if keep(tag(*c), slot(*c)) {
+                    kept.push(*c);
+                }
+                *c = EMPTY;
+            }
+        }
+        self.len = kept.len();
+        for c in kept {
             self.place(c);
-            self.len += 1;
         }
     }
 

@@ -376,3 +376,47 @@ proptest! {
         prop_assert_eq!(table.snapshot().counters.evictions, 0);
     }
 }
+
+/// Apply `op` to an adaptive table alone (its victims differ from the model's by design).
+fn apply(t: &mut Table<String>, now: &mut u64, op: Op, limits: &Limits) {
+    let at = Now::at(Timestamp::from_nanos(*now));
+    match op {
+        Op::Set(k, v, ttl) => drop(t.put(KEYS[k], v, ttl, limits, &at)),
+        Op::Add(k, v, ttl) => drop(t.put_new(KEYS[k], v, ttl, limits, &at)),
+        Op::Get(k) => drop(t.get(KEYS[k], &at)),
+        Op::Contains(k) => drop(t.contains(KEYS[k], &at)),
+        Op::Deadline(k) => drop(t.deadline(KEYS[k], &at)),
+        Op::Delete(k) => drop(t.delete(KEYS[k], &at)),
+        Op::Incr(k, delta) => drop(t.incr(KEYS[k], delta, &at)),
+        Op::Touch(k, ttl) => drop(t.touch(KEYS[k], ttl, &at)),
+        Op::Cas(k, v, _) => drop(t.replace_if(v.item(KEYS[k]), limits, &at, |_, _| true)),
+        Op::Clear => t.clear(),
+        Op::Advance(ms) => *now += ms * 1_000_000,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The adaptive policy under every operation: its lists, the index and the byte count stay
+    /// consistent, and neither limit is ever exceeded after a write.
+    #[test]
+    fn adaptive_table_keeps_its_invariants_and_limits(
+        limits in limits(),
+        ops in proptest::collection::vec(op(), 1..200),
+    ) {
+        let mut table = Table::<String>::with_eviction(Eviction::Adaptive);
+        let mut now = START;
+        for op in ops {
+            let write = matches!(op, Op::Set(..) | Op::Add(..));
+            apply(&mut table, &mut now, op, &limits);
+            table.check_invariants().map_err(TestCaseError::fail)?;
+            if let Some(max_bytes) = limits.max_bytes {
+                prop_assert!(table.snapshot().bytes <= max_bytes);
+            }
+            if write && limits.max_entries >= 1 {
+                prop_assert!(table.len() as i64 <= limits.max_entries);
+            }
+        }
+    }
+}

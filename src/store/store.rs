@@ -40,9 +40,7 @@ impl<A> Store<A> {
             unreported_evictions: AtomicUsize::new(0),
         }
     }
-}
 
-impl<A> Store<A> {
     pub fn new() -> Self {
         Self::default()
     }

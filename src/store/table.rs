@@ -6,11 +6,11 @@
 //!   key, and every occupied slot is linked once in `order`;
 //! - `bytes` is the sum of `entry_bytes` (plus the attachment's weight) over occupied slots,
 //!   `with_deadline` the number of occupied slots whose entry has a deadline;
-//! - `attachments` holds an entry for `slot` exactly when `slots[slot]`'s record is marked attached;
+//! - `attachments[slot]` is set exactly when `slots[slot]`'s record is marked attached;
 //! - nothing is freed here: removed records go to `sink`, which the store empties after unlocking,
 //!   so freeing them (a million at once, after `clear`) never holds the lock.
 
-use ahash::{AHashMap, RandomState};
+use ahash::RandomState;
 
 use super::adaptive::AdaptivePolicy;
 use super::clock::{Now, Timestamp, Ttl};
@@ -35,19 +35,69 @@ const RECLAIM_EVERY: usize = 8;
 /// What an operation removed or wants said, handed out of the lock to be dropped and logged.
 #[derive(Debug)]
 pub struct Sink<A> {
-    pub(crate) garbage: Vec<Record>,
-    pub(crate) objects: Vec<A>,
+    pub(crate) garbage: Garbage<Record>,
+    pub(crate) objects: Garbage<A>,
     /// Live entries removed by culls or the byte budget in this operation.
     pub evicted: usize,
     /// A value refused because it alone exceeds the byte budget.
     pub refused: Option<StoreError>,
 }
 
+/// What to drop once the lock is released. Most operations remove at most one thing, which is held
+/// inline, so they allocate nothing for it.
+#[derive(Debug)]
+pub(crate) struct Garbage<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for Garbage<T> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T> Garbage<T> {
+    pub(crate) fn push(&mut self, item: T) {
+        if self.first.is_none() {
+            self.first = Some(item);
+        } else {
+            self.rest.push(item);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        self.first.into_iter().chain(self.rest).collect()
+    }
+}
+
+impl<T> Extend<T> for Garbage<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        for item in items {
+            self.push(item);
+        }
+    }
+}
+
 impl<A> Default for Sink<A> {
     fn default() -> Self {
         Self {
-            garbage: Vec::new(),
-            objects: Vec::new(),
+            garbage: Garbage::default(),
+            objects: Garbage::default(),
             evicted: 0,
             refused: None,
         }
@@ -111,12 +161,14 @@ pub struct Table<A> {
     /// fixed seed would let a client craft colliding keys.
     hasher: RandomState,
     slots: Vec<Option<Entry>>,
-    /// By slot, for the entries whose record is marked attached (few: a map, not a slot per entry).
-    attachments: AHashMap<u32, Attachment<A>>,
+    /// By slot, for the entries whose record is marked attached; as long as the highest such slot, so
+    /// a cache that attaches nothing pays nothing for it.
+    attachments: Vec<Option<Attachment<A>>>,
     free: Vec<u32>,
+    /// The recency order of `Eviction::Lru` (unused under `Adaptive`, whose policy keeps its own).
     order: LruList,
-    /// Present for `Eviction::Adaptive`; it then chooses the victims of `MAX_ENTRIES` (the byte
-    /// budget still evicts in recency order).
+    /// Present for `Eviction::Adaptive`; it then chooses every victim, of `MAX_ENTRIES` and of the
+    /// byte budget.
     adaptive: Option<Box<AdaptivePolicy>>,
     bytes: usize,
     with_deadline: usize,
@@ -135,7 +187,7 @@ impl<A> Default for Table<A> {
             index: Index::default(),
             hasher: RandomState::new(),
             slots: Vec::new(),
-            attachments: AHashMap::new(),
+            attachments: Vec::new(),
             free: Vec::new(),
             order: LruList::default(),
             adaptive: None,
@@ -240,7 +292,11 @@ impl<A> Table<A> {
     fn attach(&mut self, slot: u32, record: &mut Record, attachment: Option<Attachment<A>>) {
         record.set_attached(attachment.is_some());
         if let Some(attachment) = attachment {
-            self.attachments.insert(slot, attachment);
+            let i = slot as usize;
+            if self.attachments.len() <= i {
+                self.attachments.resize_with(i + 1, || None);
+            }
+            self.attachments[i] = Some(attachment);
         }
     }
 
@@ -249,7 +305,7 @@ impl<A> Table<A> {
         if !attached {
             return 0;
         }
-        match self.attachments.remove(&slot) {
+        match self.attachments.get_mut(slot as usize).and_then(Option::take) {
             Some(attachment) => {
                 self.sink.objects.push(attachment.object);
                 attachment.weight
@@ -262,7 +318,10 @@ impl<A> Table<A> {
     fn read(&self, slot: u32) -> Option<(&Record, Option<&A>)> {
         let record = &self.entry(slot)?.record;
         let attachment = if record.is_attached() {
-            self.attachments.get(&slot).map(|a| &a.object)
+            self.attachments
+                .get(slot as usize)
+                .and_then(Option::as_ref)
+                .map(|a| &a.object)
         } else {
             None
         };
@@ -290,9 +349,9 @@ impl<A> Table<A> {
         };
         let tag = tag_of(self.hasher.hash_one(entry.record.key()));
         self.index.remove(tag, slot);
-        self.order.unlink(slot);
-        if let Some(policy) = self.adaptive.as_deref_mut() {
-            policy.on_remove(slot);
+        match self.adaptive.as_deref_mut() {
+            Some(policy) => policy.on_remove(slot),
+            None => self.order.unlink(slot),
         }
         self.free.push(slot);
         self.bytes -= entry_bytes(&entry.record) + self.detach(slot, entry.record.is_attached());
@@ -328,9 +387,9 @@ impl<A> Table<A> {
 
     /// Mark the entry in `slot` most recently used (and, for the adaptive policy, used once more).
     fn touch_order(&mut self, slot: u32) {
-        self.order.move_to_front(slot);
-        if let Some(policy) = self.adaptive.as_deref_mut() {
-            policy.on_hit_slot(slot);
+        match self.adaptive.as_deref_mut() {
+            Some(policy) => policy.on_hit_slot(slot),
+            None => self.order.move_to_front(slot),
         }
     }
 
@@ -440,11 +499,11 @@ impl<A> Table<A> {
             self.slots.push(Some(entry));
             (self.slots.len() - 1) as u32
         };
-        if let Some(policy) = self.adaptive.as_deref_mut() {
-            policy.on_insert(slot, hash);
+        match self.adaptive.as_deref_mut() {
+            Some(policy) => policy.on_insert(slot, hash),
+            None => self.order.push_front(slot),
         }
         self.index.insert(tag_of(hash), slot);
-        self.order.push_front(slot);
         self.bytes += bytes;
         if has_deadline {
             self.with_deadline += 1;
@@ -478,28 +537,26 @@ impl<A> Table<A> {
         }
         self.reclaim_expired_amortised(now);
         while self.len() >= capacity {
-            let victim = self
-                .adaptive
-                .as_deref_mut()
-                .and_then(AdaptivePolicy::victim)
-                .or_else(|| self.order.back());
-            let Some(slot) = victim else { break };
+            let Some(slot) = self.adaptive.as_deref_mut().and_then(AdaptivePolicy::victim) else {
+                break;
+            };
             self.remove_slot(slot, Removal::Evicted);
         }
     }
 
-    /// Evict least recently used entries until the byte budget holds, sparing `keep` (the entry just
-    /// written, which fits on its own).
+    /// Evict least recently used entries (under `Adaptive`, the policy's coldest) until the byte
+    /// budget holds, sparing `keep` (the entry just written, which fits on its own).
     fn enforce_byte_budget(&mut self, max_bytes: usize, keep: u32, now: &Now) {
         if self.bytes <= max_bytes {
             return;
         }
         self.reclaim_expired_amortised(now);
         while self.bytes > max_bytes {
-            let Some(slot) = self.order.back() else { break };
-            if slot == keep {
-                break;
-            }
+            let victim = match self.adaptive.as_deref_mut() {
+                Some(policy) => policy.budget_victim(keep),
+                None => self.order.back().filter(|&slot| slot != keep),
+            };
+            let Some(slot) = victim else { break };
             self.remove_slot(slot, Removal::Evicted);
         }
     }
@@ -655,7 +712,9 @@ impl<A> Table<A> {
         let slots = std::mem::take(&mut self.slots);
         self.sink.garbage.extend(slots.into_iter().flatten().map(|e| e.record));
         let attachments = std::mem::take(&mut self.attachments);
-        self.sink.objects.extend(attachments.into_values().map(|a| a.object));
+        self.sink
+            .objects
+            .extend(attachments.into_iter().flatten().map(|a| a.object));
     }
 
     /// Keys of live entries that start with `prefix`, in no particular order.
@@ -703,7 +762,7 @@ impl<A> Table<A> {
             bytes += entry_bytes(&entry.record);
             if entry.record.is_attached() {
                 attached += 1;
-                match self.attachments.get(&(slot as u32)) {
+                match self.attachments.get(slot).and_then(Option::as_ref) {
                     Some(attachment) => bytes += attachment.weight,
                     None => return Err(format!("slot {slot} is marked attached but has no attachment")),
                 }
@@ -716,11 +775,9 @@ impl<A> Table<A> {
                 return Err(format!("the index files slot {slot} under a stale hash"));
             }
         }
-        if attached != self.attachments.len() {
-            return Err(format!(
-                "{attached} records attached, {} attachments",
-                self.attachments.len()
-            ));
+        let attachments = self.attachments.iter().flatten().count();
+        if attached != attachments {
+            return Err(format!("{attached} records attached, {attachments} attachments"));
         }
         if bytes != self.bytes || with_deadline != self.with_deadline {
             return Err(format!(
@@ -728,9 +785,15 @@ impl<A> Table<A> {
                 self.bytes, self.with_deadline
             ));
         }
-        let linked = self.order.len_from_head();
+        let linked = match self.adaptive.as_deref() {
+            Some(policy) => {
+                policy.check_invariants()?;
+                policy.len()
+            }
+            None => self.order.len_from_head(),
+        };
         if linked != occupied {
-            return Err(format!("{linked} slots linked in recency order, {occupied} occupied"));
+            return Err(format!("{linked} slots in the eviction order, {occupied} occupied"));
         }
         Ok(())
     }

@@ -446,10 +446,10 @@ fn attachments_are_handed_back_charged_and_released_with_their_entry() {
         "the binding's kind, unflagged"
     );
     assert_eq!(t.snapshot().bytes, 1 + 5 + ENTRY_OVERHEAD);
-    // Overwrites in every direction keep the attachment map and the byte count exact.
+    // Overwrites in every direction keep the attachments and the byte count exact.
     t.set(attached(b"a", "hi"), Ttl::Forever, &lim, &at(0)).expect("set");
     assert_eq!(
-        t.sink.objects.drain(..).collect::<Vec<_>>(),
+        std::mem::take(&mut t.sink.objects).into_vec(),
         ["hello"],
         "the old object goes to the sink"
     );
