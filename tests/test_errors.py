@@ -170,6 +170,7 @@ NATIVE_KEY_CALLS: dict[str, Callable[[Any, Any], Any]] = {
     "set": lambda n, k: n.set(k, 1, DEFAULT_TIMEOUT, None),
     "add": lambda n, k: n.add(k, 1, DEFAULT_TIMEOUT, None),
     "touch": lambda n, k: n.touch(k, DEFAULT_TIMEOUT, None),
+    "direct_get": lambda n, k: n.direct_get(k),
     "delete": lambda n, k: n.delete(k, None),
     "has_key": lambda n, k: n.has_key(k, None),
     "incr": lambda n, k: n.incr(k, 1, None),
@@ -181,7 +182,7 @@ NATIVE_KEY_CALLS: dict[str, Callable[[Any, Any], Any]] = {
 
 @pytest.mark.parametrize("call", NATIVE_KEY_CALLS.values(), ids=NATIVE_KEY_CALLS.keys())
 def test_key_warner_that_raises_something_else(call):
-    def warner(key: str) -> None:
+    def warner(key: str, stacklevel: int) -> None:
         raise ZeroDivisionError(key)
 
     native = _core.Cache(location(), **native_kwargs(key_warner=warner))

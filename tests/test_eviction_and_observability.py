@@ -134,7 +134,8 @@ def test_byte_accounting_is_exact_through_set_overwrite_incr_delete_and_expiry()
             before = cache.stats()["bytes"]
             cache.set(key, value, timeout=None)
             assert cache.stats()["bytes"] - before == _charge(f":1:{key}", weight), key
-            assert cache.get(key) == value and type(cache.get(key)) is type(value)
+            assert cache.get(key) == value
+            assert type(cache.get(key)) is type(value)
             assert cache.delete(key)
         assert cache.stats()["bytes"] == expected
 

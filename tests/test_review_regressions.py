@@ -6,7 +6,7 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
-from django.core.cache.backends.base import default_key_func
+from django.core.cache.backends.base import CacheKeyWarning, default_key_func
 from django.core.cache.backends.locmem import LocMemCache
 
 from django_rustcache import RustCache
@@ -166,3 +166,51 @@ def test_a_pickle_protocol_of_none_means_the_default_protocol():
     cache = NoneProtocol(f"review-{uuid.uuid4()}", {})
     cache.set("k", {"a": [1]})
     assert cache.get("k") == {"a": [1]}
+
+
+def test_get_is_the_handles_own_method_only_while_the_handle_makes_the_keys():
+    cache, _ = pair()
+    assert cache.get == cache._native.direct_get, "default keys: get goes straight to the handle"
+    cache.key_func = same_key_func
+    assert cache.get.__func__ is RustCache.get, "a custom key function: keys are made in Python"
+    cache.set("k", "v")
+    assert cache.get("k") == "v"
+    assert cache.get("missing", "d") == "d"
+    assert cache.get("k", version=2) is None
+    cache.key_func = default_key_func
+    assert cache.get == cache._native.direct_get, "back to default keys: bound to the new handle"
+    assert cache.get("k") == "v"
+    assert cache.get(key="k", default=None, version=None) == "v"
+
+    class Subclass(RustCache):
+        def get(self, key, default=None, version=None):
+            return ("mine", super().get(key, default, version))
+
+    sub = Subclass(f"review-{uuid.uuid4()}", {})
+    sub.set("k", "v")
+    assert sub.get("k") == ("mine", "v"), "a subclass's own get is never shadowed"
+
+
+def test_key_warnings_point_at_the_callers_line():
+    cache, _ = pair()
+
+    class Subclass(RustCache):
+        def get(self, key, default=None, version=None):
+            return super().get(key, default, version)
+
+    sub = Subclass(f"review-{uuid.uuid4()}", {})
+    calls = {
+        "get (bound to the handle)": "cache.get('a b')",
+        "set": "cache.set('a b', 1)",
+        "has_key": "cache.has_key('a b')",
+        "a subclass's get through super()": "sub.get('a b')",
+    }
+    for name, source in calls.items():
+        # The call's own frame has a file name of its own: a warning attributed one frame too far
+        # (this test) or too near (the backend) is told apart.
+        code = compile(source, "user_code.py", "exec")
+        with pytest.warns(CacheKeyWarning, match="memcached") as record:
+            exec(code, {"cache": cache, "sub": sub})
+        files = {w.filename for w in record}
+        expected = {__file__} if name.startswith("a subclass") else {"user_code.py"}
+        assert files == expected, f"{name}: {files}"

@@ -35,11 +35,11 @@ class _Items:
         return self._pairs
 
 
-def _warn_about_key(key: str) -> None:
-    """Django's key warnings, for a key the handle found suspect."""
+def _warn_about_key(key: str, stacklevel: int = 3) -> None:
+    """Django's key warnings, for a key the handle found suspect. The handle says where the caller's
+    line is: 1 is here, 2 the RustCache method (or the caller, for a bound native method), 3 its caller."""
     for warning in memcache_key_warnings(key):
-        # 1: here, 2: the RustCache method, 3: the caller's line.
-        warnings.warn(warning, CacheKeyWarning, stacklevel=3)
+        warnings.warn(warning, CacheKeyWarning, stacklevel=stacklevel)
 
 
 _I64 = (-(2**63), 2**63 - 1)
@@ -160,6 +160,13 @@ class RustCache(ExtrasMixin, BaseCache):
         # One attribute, published last: a thread reading it mid-rebuild sees the old pair or the new
         # one, never a mix (keys made in Python handed to a handle that makes them again).
         self._state = (verbatim, native)
+        # The hottest call skips this class: when the handle makes the keys and no subclass has its own
+        # `get`, the instance's `get` is the handle's (a bound method of the new handle, consistent on
+        # its own; a thread still holding the old one uses the old handle whole).
+        if not verbatim and cls.get is RustCache.get:
+            self.__dict__["get"] = native.direct_get
+        else:
+            self.__dict__.pop("get", None)
 
     def _keyed(self, key: Any, version: int | None) -> tuple["_core.Cache", Any]:
         """The handle and the key to give it, from one read of ``_state`` (see ``_build_native``). The
