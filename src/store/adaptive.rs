@@ -78,6 +78,13 @@ struct Node {
     next: u32,
     hash: u32,
     region: u8,
+    /// The entry's estimated frequency: the sketch's estimate when it was stored, plus its hits since
+    /// (kept here, beside the links a hit moves anyway, rather than in a far-away sketch counter).
+    freq: u8,
+    /// The sketch's estimate when it was stored (aged like `freq`): whether it has hits to hand over.
+    base: u8,
+    /// The sketch's epoch when `freq` and `base` were last written; they halve once per epoch since.
+    epoch: u8,
 }
 
 const EMPTY: Node = Node {
@@ -85,7 +92,18 @@ const EMPTY: Node = Node {
     next: NIL,
     hash: 0,
     region: ABSENT,
+    freq: 0,
+    base: 0,
+    epoch: 0,
 };
+
+impl Node {
+    /// `freq` and `base` as of `epoch`.
+    fn aged(&self, epoch: u8) -> (u8, u8) {
+        let halvings = u32::from(epoch.wrapping_sub(self.epoch).min(7));
+        (self.freq >> halvings, self.base >> halvings)
+    }
+}
 
 /// One LRU list: `head` is the most recently used slot, `tail` the least.
 #[derive(Debug, Clone, Copy)]
@@ -257,7 +275,9 @@ impl AdaptivePolicy {
         self.ghosts.set_limit(self.ghost_limit());
         if self.sketch.words() > capacity.max(INITIAL_SKETCH).saturating_mul(2) {
             // Much smaller now: give the memory back (the history goes with it).
-            self.sketch = FrequencySketch::new(capacity.min(INITIAL_SKETCH), self.tuning.sketch_period);
+            let mut fresh = FrequencySketch::new(capacity.min(INITIAL_SKETCH), self.tuning.sketch_period);
+            fresh.continue_from(&self.sketch);
+            self.sketch = fresh;
         }
         // Counters age at a pace set by the capacity in force, whatever size the sketch has grown to.
         self.sketch.set_aging(capacity, self.tuning.sketch_period);
@@ -266,17 +286,24 @@ impl AdaptivePolicy {
     /// A new entry was stored in `slot`.
     pub fn on_insert(&mut self, slot: u32, hash: u64) {
         let h = fold(hash);
-        if self.last_miss.take() != Some(h) {
-            self.sketch.increment(h);
-        }
+        let estimate = if self.last_miss.take() == Some(h) {
+            self.sketch.frequency(h)
+        } else {
+            self.sketch.increment(h)
+        };
         let i = slot as usize;
         if self.nodes.len() <= i {
             self.nodes.resize(i + 1, EMPTY);
         }
         if self.nodes[i].region != ABSENT {
-            self.unlink(slot);
+            self.on_remove(slot);
         }
-        self.nodes[i].hash = h;
+        let epoch = self.sketch.epoch();
+        let node = &mut self.nodes[i];
+        node.hash = h;
+        node.freq = estimate;
+        node.base = estimate;
+        node.epoch = epoch;
         self.push_front(WINDOW, slot);
         // Overflow moves to probation at once (no admission test: nothing is evicted while the cache
         // fills); once the cache is full, `victim` has made room in the window before this insert.
@@ -300,6 +327,7 @@ impl AdaptivePolicy {
         if len > words && words < self.capacity {
             let target = len.saturating_mul(2).min(self.capacity);
             let mut fresh = FrequencySketch::new(target, self.tuning.sketch_period);
+            fresh.continue_from(&self.sketch);
             if fresh.words() > words {
                 fresh.set_aging(self.capacity, self.tuning.sketch_period);
                 self.sketch = fresh;
@@ -326,8 +354,20 @@ impl AdaptivePolicy {
     }
 
     fn hit(&mut self, slot: u32, h: u32) {
-        self.sketch.increment(h);
         self.last_miss = None;
+        let epoch = self.sketch.epoch();
+        let Some(node) = self.nodes.get_mut(slot as usize).filter(|n| n.region != ABSENT) else {
+            self.sketch.increment(h);
+            return;
+        };
+        let (freq, base) = node.aged(epoch);
+        node.freq = (freq + 1).min(15);
+        node.base = base;
+        node.epoch = epoch;
+        // As the sketch counts an increment only when a counter moves, so aging keeps its pace.
+        if freq < 15 {
+            self.sketch.count_event();
+        }
         match self.nodes.get(slot as usize).map_or(ABSENT, |n| n.region) {
             WINDOW => self.move_to_front(WINDOW, slot),
             PROBATION => {
@@ -359,9 +399,14 @@ impl AdaptivePolicy {
 
     /// The entry in `slot` left the table (delete, expiry, eviction, cull).
     pub fn on_remove(&mut self, slot: u32) {
-        if self.nodes.get(slot as usize).is_some_and(|n| n.region != ABSENT) {
-            self.unlink(slot);
+        let Some(node) = self.nodes.get(slot as usize).filter(|n| n.region != ABSENT).copied() else {
+            return;
+        };
+        let (freq, base) = node.aged(self.sketch.epoch());
+        if freq > base {
+            self.sketch.raise(node.hash, freq);
         }
+        self.unlink(slot);
     }
 
     /// The slot to evict next, when a new entry is about to be inserted in a full cache (or the byte budget
@@ -422,8 +467,9 @@ impl AdaptivePolicy {
 
     /// The `TinyLFU` admission test: does `candidate` deserve `victim`'s place?
     fn admit(&mut self, candidate: u32, victim: u32) -> bool {
-        let candidate_freq = self.sketch.frequency(self.nodes[candidate as usize].hash);
-        let victim_freq = self.sketch.frequency(self.nodes[victim as usize].hash);
+        let epoch = self.sketch.epoch();
+        let candidate_freq = self.nodes[candidate as usize].aged(epoch).0;
+        let victim_freq = self.nodes[victim as usize].aged(epoch).0;
         if candidate_freq > victim_freq {
             return true;
         }

@@ -24,6 +24,9 @@ pub(crate) struct FrequencySketch {
     additions: usize,
     /// Increments between two halvings.
     sample_size: usize,
+    /// Halvings so far (wrapping): whoever keeps a count of its own beside the sketch halves it as
+    /// many times when it next reads it.
+    epoch: u8,
 }
 
 impl FrequencySketch {
@@ -37,6 +40,7 @@ impl FrequencySketch {
             block_mask: words / BLOCK_WORDS - 1,
             additions: 0,
             sample_size: ((entries as f64 * period) as usize).max(MIN_WORDS),
+            epoch: 0,
         }
     }
 
@@ -73,23 +77,56 @@ impl FrequencySketch {
         min as u8
     }
 
-    /// Count one request for `hash` (each of its counters below 15 goes up by one), aging if due.
+    /// Count one request for `hash` (each of its counters below 15 goes up by one), aging if due; its
+    /// estimate after counting.
     #[inline]
-    pub(crate) fn increment(&mut self, hash: u32) {
+    pub(crate) fn increment(&mut self, hash: u32) -> u8 {
         let mut added = false;
+        let mut min = 15u64;
         for (index, shift) in self.cells(hash) {
             let word = &mut self.table[index];
-            if (*word >> shift) & 0xf < 15 {
+            let count = (*word >> shift) & 0xf;
+            if count < 15 {
                 *word += 1 << shift;
                 added = true;
             }
+            min = min.min((count + 1).min(15));
         }
         if added {
-            self.additions += 1;
-            if self.additions >= self.sample_size {
-                self.age();
+            self.count_event();
+        }
+        min as u8
+    }
+
+    /// Count a request that is tallied elsewhere (an entry's own count), so aging keeps its pace.
+    #[inline]
+    pub(crate) fn count_event(&mut self) {
+        self.additions += 1;
+        if self.additions >= self.sample_size {
+            self.age();
+        }
+    }
+
+    /// Raise each counter of `hash` to at least `count` (an entry leaving the cache hands over the
+    /// requests it had while cached, which were tallied on the entry, not here).
+    pub(crate) fn raise(&mut self, hash: u32, count: u8) {
+        let count = u64::from(count.min(15));
+        for (index, shift) in self.cells(hash) {
+            let word = &mut self.table[index];
+            let current = (*word >> shift) & 0xf;
+            if current < count {
+                *word += (count - current) << shift;
             }
         }
+    }
+
+    pub(crate) fn epoch(&self) -> u8 {
+        self.epoch
+    }
+
+    /// Continue the aging count of `previous` (a sketch this one replaces).
+    pub(crate) fn continue_from(&mut self, previous: &Self) {
+        self.epoch = previous.epoch;
     }
 
     /// Halve every counter.
@@ -98,6 +135,7 @@ impl FrequencySketch {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
         }
         self.additions /= 2;
+        self.epoch = self.epoch.wrapping_add(1);
     }
 
     pub(crate) fn clear(&mut self) {
@@ -133,6 +171,22 @@ mod tests {
             sketch.increment(k);
         }
         assert!(sketch.frequency(1) <= 5, "{}", sketch.frequency(1));
+    }
+
+    #[test]
+    fn increment_returns_the_estimate_and_raise_lifts_every_counter() {
+        let mut sketch = FrequencySketch::new(1024, 10.0);
+        assert_eq!(sketch.increment(5), 1);
+        assert_eq!(sketch.increment(5), 2);
+        sketch.raise(5, 9);
+        assert_eq!(sketch.frequency(5), 9);
+        sketch.raise(5, 3);
+        assert_eq!(sketch.frequency(5), 9, "raise never lowers");
+        sketch.raise(5, 200);
+        assert_eq!(sketch.frequency(5), 15);
+        let epoch = sketch.epoch();
+        sketch.age();
+        assert_eq!(sketch.epoch(), epoch.wrapping_add(1));
     }
 
     #[test]
