@@ -12,6 +12,7 @@ mod index;
 mod limits;
 mod lru;
 mod record;
+mod sink;
 mod sketch;
 mod stats;
 #[allow(clippy::module_inception)]
@@ -23,10 +24,11 @@ pub use clock::{system_time, Now, Timestamp, Ttl};
 pub use entry::{entry_bytes, ENTRY_OVERHEAD};
 pub use errors::StoreError;
 pub use limits::Limits;
-pub use record::{Kind, Record, INT};
+pub use record::{Attachment, Item, Kind, Record, INT};
+pub use sink::Sink;
 pub use stats::{Counters, Snapshot};
 pub use store::Store;
-pub use table::{Attachment, Eviction, Item, Sink, Table};
+pub use table::{Eviction, Table};
 
 #[cfg(test)]
 mod model_tests;

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
+use super::sink::Sink;
 use super::stats::Snapshot;
-use super::table::{Eviction, Sink, Table};
+use super::table::{Eviction, Table};
 
 /// A cull that removes at least this many entries at once is logged on its own.
 const BULK_EVICTION: usize = 16;

@@ -3,7 +3,8 @@
 //!
 //! Invariants kept by every method:
 //! - `index` files `slot` under its key's hash exactly when `slots[slot]` holds the entry for that
-//!   key, and every occupied slot is linked once in `order`;
+//!   key, and every occupied slot is linked once in `order` (under `Adaptive`, in the policy's
+//!   lists);
 //! - `bytes` is the sum of `entry_bytes` (plus the attachment's weight) over occupied slots,
 //!   `with_deadline` the number of occupied slots whose entry has a deadline;
 //! - `attachments[slot]` is set exactly when `slots[slot]`'s record is marked attached;
@@ -19,7 +20,8 @@ use super::errors::StoreError;
 use super::index::{tag_of, Index};
 use super::limits::Limits;
 use super::lru::LruList;
-use super::record::Record;
+use super::record::{Attachment, Item, Record};
+use super::sink::Sink;
 use super::stats::{Counters, Snapshot};
 
 /// Slots examined for expired entries on each write: a full pass over `n` slots takes `n / 4`
@@ -31,109 +33,6 @@ const SWEEP_STEP: usize = 4;
 /// writes, so a cache kept at its byte budget with every entry expiring pays O(1) per write, not
 /// O(entries).
 const RECLAIM_EVERY: usize = 8;
-
-/// What an operation removed or wants said, handed out of the lock to be dropped and logged.
-#[derive(Debug)]
-pub struct Sink<A> {
-    pub(crate) garbage: Garbage<Record>,
-    pub(crate) objects: Garbage<A>,
-    /// Live entries removed by culls or the byte budget in this operation.
-    pub evicted: usize,
-    /// A value refused because it alone exceeds the byte budget.
-    pub refused: Option<StoreError>,
-}
-
-/// What to drop once the lock is released. Most operations remove at most one thing, which is held
-/// inline, so they allocate nothing for it.
-#[derive(Debug)]
-pub(crate) struct Garbage<T> {
-    first: Option<T>,
-    rest: Vec<T>,
-}
-
-impl<T> Default for Garbage<T> {
-    fn default() -> Self {
-        Self {
-            first: None,
-            rest: Vec::new(),
-        }
-    }
-}
-
-impl<T> Garbage<T> {
-    pub(crate) fn push(&mut self, item: T) {
-        if self.first.is_none() {
-            self.first = Some(item);
-        } else {
-            self.rest.push(item);
-        }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn into_vec(self) -> Vec<T> {
-        self.first.into_iter().chain(self.rest).collect()
-    }
-}
-
-impl<T> Extend<T> for Garbage<T> {
-    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
-        for item in items {
-            self.push(item);
-        }
-    }
-}
-
-impl<A> Default for Sink<A> {
-    fn default() -> Self {
-        Self {
-            garbage: Garbage::default(),
-            objects: Garbage::default(),
-            evicted: 0,
-            refused: None,
-        }
-    }
-}
-
-/// A ready-made form of a value that the binding keeps beside its record and `get` hands back instead
-/// of rebuilding it (a Python `str` object: rebuilding one from UTF-8 costs more than the rest of a
-/// `get`). The store does not look inside; it charges `weight` bytes for it.
-#[derive(Debug)]
-pub struct Attachment<A> {
-    pub object: A,
-    pub weight: usize,
-}
-
-/// What a write stores: a record, and maybe an attachment.
-#[derive(Debug)]
-pub struct Item<A> {
-    pub record: Record,
-    pub attachment: Option<Attachment<A>>,
-}
-
-impl<A> From<Record> for Item<A> {
-    fn from(record: Record) -> Self {
-        Self {
-            record,
-            attachment: None,
-        }
-    }
-}
-
-impl<A> Item<A> {
-    fn bytes(&self) -> usize {
-        entry_bytes(&self.record) + self.attachment.as_ref().map_or(0, |a| a.weight)
-    }
-}
 
 /// Which entries leave first when a full cache needs room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
