@@ -219,7 +219,7 @@ impl PyCache {
 
     /// `get` with Django's signature, which the face binds as the instance's own `get` when it
     /// makes no keys itself: a call from Python then comes straight here, with no Python frame
-    /// between (that frame cost a sixth of a `get`).
+    /// between (that frame cost about 700 of the 3,100 instructions of a `get`).
     #[pyo3(signature = (key, default = None, version = None))]
     fn direct_get<'py>(
         &self,

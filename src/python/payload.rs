@@ -5,7 +5,7 @@
 //! `bytes`, `float`, `bool` and `None` are held as their plain contents and rebuilt on `get`, for a
 //! fraction of what `pickle.loads` costs. An exact `str` is immutable, so the object itself is kept
 //! (the record's attachment) and handed back: a new reference costs a few instructions, building a
-//! `str` from UTF-8 about 300, a sixth of a whole `get`. Everything else, subclasses included
+//! `str` from UTF-8 about 300, an eighth of a whole `get`. Everything else, subclasses included
 //! (`SafeString`, `IntEnum`), is pickled, so it comes back with its exact type.
 
 use pyo3::intern;
