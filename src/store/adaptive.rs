@@ -11,16 +11,22 @@
 //! * the **main** space is a segmented LRU: **probation** (entries admitted from the window, and entries
 //!   demoted from protected) and **protected** (entries hit while in probation), protected taking 80 %.
 //!
-//! The split adapts. The hashes of recently evicted entries are remembered (a *ghost*, a tenth of the
-//! capacity for each side), tagged by where they were evicted from. A `get` that misses on a key lately
-//! evicted from the window says a larger window would have hit, and grows the window by one entry; one on a
-//! key lately evicted from the main space shrinks it by one. A recency-heavy workload drives the window
-//! toward the whole cache (plain LRU with a small filtered tail); a frequency-heavy one toward 1 entry (LFU
-//! with admission). Resizes only move the targets; the lists follow a bounded number of moves per call.
+//! The split adapts. The hashes of recently evicted entries are remembered (a *ghost*, covering the last
+//! tenth of the capacity evicted from each side, kept for one key in four chosen by hash), tagged by where
+//! they were evicted from. A `get` that misses on a key lately evicted from the window says a larger window
+//! would have hit, and grows the window (by four entries: one per key the sampling stands for); one on a key
+//! lately evicted from the main space shrinks it. A recency-heavy workload drives the window toward the
+//! whole cache (plain LRU with a small filtered tail); a frequency-heavy one toward 1 entry (LFU with
+//! admission). Resizes only move the targets; the lists follow a bounded number of moves per call.
 //!
-//! Memory: per slot two links, a 32-bit hash and a region byte (16 bytes); the sketch (one `u64`, sixteen
-//! 4-bit counters, per entry of capacity, grown with the entries actually held); the ghosts (a fifth of the
-//! capacity, 8 bytes each, up to four times that before a sweep). Every operation is O(1) amortised.
+//! Frequencies: the sketch counts requests for keys not in the cache; an entry keeps its own count (the
+//! sketch's estimate when it was stored, plus its hits), which admission compares and which the entry hands
+//! back to the sketch when it leaves. A hit so touches only the entry's node.
+//!
+//! Memory: per slot two links, a 32-bit hash, a region byte and the entry's count (16 bytes); the sketch
+//! (one `u64`, sixteen 4-bit counters, per entry of capacity, grown with the entries actually held); the
+//! ghosts (a twentieth of the capacity, 8 bytes each, up to four times that before a sweep). Every
+//! operation is O(1) amortised.
 
 use super::index::Index;
 use super::sketch::FrequencySketch;
