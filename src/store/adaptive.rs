@@ -11,13 +11,12 @@
 //! * the **main** space is a segmented LRU: **probation** (entries admitted from the window, and entries
 //!   demoted from protected) and **protected** (entries hit while in probation), protected taking 80 %.
 //!
-//! The split adapts. The hashes of recently evicted entries are remembered (a *ghost*, covering the last
-//! tenth of the capacity evicted from each side, kept for one key in four chosen by hash), tagged by where
-//! they were evicted from. A `get` that misses on a key lately evicted from the window says a larger window
-//! would have hit, and grows the window (by four entries: one per key the sampling stands for); one on a key
-//! lately evicted from the main space shrinks it. A recency-heavy workload drives the window toward the
-//! whole cache (plain LRU with a small filtered tail); a frequency-heavy one toward 1 entry (LFU with
-//! admission). Resizes only move the targets; the lists follow a bounded number of moves per call.
+//! The split adapts. The hashes of recently evicted entries are remembered (a *ghost*, a tenth of the
+//! capacity for each side), tagged by where they were evicted from. A `get` that misses on a key lately
+//! evicted from the window says a larger window would have hit, and grows the window by one entry; one on a
+//! key lately evicted from the main space shrinks it by one. A recency-heavy workload drives the window
+//! toward the whole cache (plain LRU with a small filtered tail); a frequency-heavy one toward 1 entry (LFU
+//! with admission). Resizes only move the targets; the lists follow a bounded number of moves per call.
 //!
 //! Frequencies: the sketch counts requests for keys not in the cache; an entry keeps its own count (the
 //! sketch's estimate when it was stored, plus its hits), which admission compares and which the entry hands
@@ -25,8 +24,8 @@
 //!
 //! Memory: per slot two links, a 32-bit hash, a region byte and the entry's count (16 bytes); the sketch
 //! (one `u64`, sixteen 4-bit counters, per entry of capacity, grown with the entries actually held); the
-//! ghosts (a twentieth of the capacity, 8 bytes each, up to four times that before a sweep). Every
-//! operation is O(1) amortised.
+//! ghosts (a fifth of the capacity, 8 bytes each, up to 1.5 times that before a sweep). Every operation is
+//! O(1) amortised.
 
 use super::index::Index;
 use super::sketch::FrequencySketch;
@@ -142,9 +141,10 @@ struct Ghosts {
     limit: usize,
 }
 
-/// The ghosts are swept when the index holds this many times what can be fresh per side: a sweep costs
-/// a pass over the index, paid for by the records since the last one.
-const SWEEP_AT: usize = 8;
+/// The ghosts are swept when the index holds this many times what can be fresh on one side (at most twice
+/// that is fresh): a sweep costs a pass over the index, paid for by the records since the last one, and a
+/// small index stays in the caches (one eight times as large cost two more cache misses per eviction).
+const SWEEP_AT: usize = 3;
 
 /// Eviction numbers wrap at this (with the side bit, a value stays below `u32::MAX`, which `Index` keeps
 /// free); a limit is far below it.
@@ -205,16 +205,6 @@ pub struct AdaptivePolicy {
     tuning: Tuning,
 }
 
-/// Ghosts are kept for one key in this many (chosen by hash, so a key is always in or always out), and
-/// each ghost hit moves the window this many entries: the same expected steering for a quarter of the
-/// memory and of the work per eviction, which touched a far cache line on every one.
-const GHOST_SAMPLE: usize = 4;
-
-fn is_ghost_sampled(h: u32) -> bool {
-    // The high bits: the low ones choose sketch counters.
-    (h >> 30) == 0
-}
-
 /// Fold the table's 64-bit hash to the 32 bits the policy keeps per slot.
 #[inline]
 fn fold(hash: u64) -> u32 {
@@ -270,10 +260,9 @@ impl AdaptivePolicy {
         self.sketch.set_aging(cap, self.tuning.sketch_period);
     }
 
-    /// How many sampled ghosts each side remembers: a `GHOST_SAMPLE`th of the evictions it covers.
     fn ghost_limit(&self) -> usize {
         if self.tuning.adapt {
-            ((self.capacity as f64 * self.tuning.ghost) as usize / GHOST_SAMPLE).max(2)
+            ((self.capacity as f64 * self.tuning.ghost) as usize).max(8)
         } else {
             0
         }
@@ -407,12 +396,9 @@ impl AdaptivePolicy {
         let h = fold(hash);
         self.sketch.increment(h);
         self.last_miss = Some(h);
-        if !is_ghost_sampled(h) {
-            return;
-        }
         match self.ghosts.take(h) {
-            Some(FROM_WINDOW) => self.resize_window(GHOST_SAMPLE as i64),
-            Some(_) => self.resize_window(-(GHOST_SAMPLE as i64)),
+            Some(FROM_WINDOW) => self.resize_window(1),
+            Some(_) => self.resize_window(-1),
             None => {}
         }
     }
@@ -481,10 +467,7 @@ impl AdaptivePolicy {
 
     /// Remember that `slot`'s key is being evicted from `side`; returns `slot`.
     fn ghost(&mut self, slot: u32, side: usize) -> u32 {
-        let h = self.nodes[slot as usize].hash;
-        if is_ghost_sampled(h) {
-            self.ghosts.record(h, side);
-        }
+        self.ghosts.record(self.nodes[slot as usize].hash, side);
         slot
     }
 
