@@ -358,33 +358,14 @@ impl<A> Table<A> {
     /// Write a new entry or overwrite the one in `existing` (the slot holding the record's key, if
     /// any), and make it most recently used.
     fn upsert(&mut self, item: Item<A>, existing: Option<u32>, hash: u64, deadline: Timestamp, bytes: usize) -> u32 {
-        let has_deadline = deadline != Timestamp::NEVER;
-        self.earliest_deadline = self.earliest_deadline.min(deadline);
         self.writes_since_reclaim += 1;
-        let Item { mut record, attachment } = item;
-        let was_attached = existing
-            .and_then(|slot| self.entry(slot))
-            .map(|e| e.record.is_attached());
-        if let (Some(slot), Some(was_attached)) = (existing, was_attached) {
-            let detached = self.detach(slot, was_attached);
-            self.attach(slot, &mut record, attachment);
-            if let Some(entry) = self.entry_mut(slot) {
-                let old = std::mem::replace(&mut entry.record, record);
-                let deadline_before = entry.has_deadline();
-                entry.expires_at = deadline;
-                self.bytes = self.bytes - (entry_bytes(&old) + detached) + bytes;
-                if deadline_before != has_deadline {
-                    if has_deadline {
-                        self.with_deadline += 1;
-                    } else {
-                        self.with_deadline -= 1;
-                    }
-                }
-                self.sink.garbage.push(old);
-            }
-            self.touch_order(slot);
+        if let Some(slot) = existing.filter(|&slot| self.entry(slot).is_some()) {
+            self.set_deadline(slot, deadline);
+            self.replace_value(slot, item, bytes);
             return slot;
         }
+        self.earliest_deadline = self.earliest_deadline.min(deadline);
+        let Item { mut record, attachment } = item;
         let slot = self.free.last().copied().unwrap_or(self.slots.len() as u32);
         self.attach(slot, &mut record, attachment);
         let entry = Entry {
@@ -404,10 +385,41 @@ impl<A> Table<A> {
         }
         self.index.insert(tag_of(hash), slot);
         self.bytes += bytes;
-        if has_deadline {
+        if deadline != Timestamp::NEVER {
             self.with_deadline += 1;
         }
         slot
+    }
+
+    /// Give the entry in `slot` a new deadline, keeping `with_deadline` and the earliest-deadline
+    /// bound true.
+    fn set_deadline(&mut self, slot: u32, deadline: Timestamp) {
+        self.earliest_deadline = self.earliest_deadline.min(deadline);
+        let Some(entry) = self.entry_mut(slot) else {
+            return;
+        };
+        let had = entry.has_deadline();
+        entry.expires_at = deadline;
+        match (had, entry.has_deadline()) {
+            (false, true) => self.with_deadline += 1,
+            (true, false) => self.with_deadline -= 1,
+            _ => {}
+        }
+    }
+
+    /// Put `item` (charged `bytes`) in place of the value of the entry in `slot`, keeping its
+    /// deadline, and make it most recently used; the old record and attachment go to the sink.
+    fn replace_value(&mut self, slot: u32, item: Item<A>, bytes: usize) {
+        let Item { mut record, attachment } = item;
+        let was_attached = self.entry(slot).is_some_and(|e| e.record.is_attached());
+        let detached = self.detach(slot, was_attached);
+        self.attach(slot, &mut record, attachment);
+        if let Some(entry) = self.entry_mut(slot) {
+            let old = std::mem::replace(&mut entry.record, record);
+            self.bytes = self.bytes - (entry_bytes(&old) + detached) + bytes;
+            self.sink.garbage.push(old);
+        }
+        self.touch_order(slot);
     }
 
     /// Make room in a full cache: expired entries go first; if the cache is still full, remove
@@ -519,16 +531,7 @@ impl<A> Table<A> {
         };
         match ttl.deadline(now) {
             None => self.remove_slot(slot, Removal::Expired),
-            Some(deadline) => {
-                self.earliest_deadline = self.earliest_deadline.min(deadline);
-                let mut delta: isize = 0;
-                if let Some(entry) = self.entry_mut(slot) {
-                    let had = entry.has_deadline();
-                    entry.expires_at = deadline;
-                    delta = isize::from(entry.has_deadline()) - isize::from(had);
-                }
-                self.with_deadline = self.with_deadline.saturating_add_signed(delta);
-            }
+            Some(deadline) => self.set_deadline(slot, deadline),
         }
         true
     }
@@ -579,16 +582,7 @@ impl<A> Table<A> {
             self.discard(item);
             return Ok(false);
         }
-        let Item { mut record, attachment } = item;
-        let was_attached = self.entry(slot).is_some_and(|e| e.record.is_attached());
-        let detached = self.detach(slot, was_attached);
-        self.attach(slot, &mut record, attachment);
-        if let Some(entry) = self.entry_mut(slot) {
-            let old = std::mem::replace(&mut entry.record, record);
-            self.bytes = self.bytes - (entry_bytes(&old) + detached) + bytes;
-            self.sink.garbage.push(old);
-        }
-        self.touch_order(slot);
+        self.replace_value(slot, item, bytes);
         if let Some(max_bytes) = limits.max_bytes {
             self.enforce_byte_budget(max_bytes, slot, now);
         }
