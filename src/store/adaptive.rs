@@ -370,11 +370,12 @@ impl AdaptivePolicy {
         node.freq = (freq + 1).min(15);
         node.base = base;
         node.epoch = epoch;
+        let region = node.region;
         // As the sketch counts an increment only when a counter moves, so aging keeps its pace.
         if freq < 15 {
             self.sketch.count_event();
         }
-        match self.nodes.get(slot as usize).map_or(ABSENT, |n| n.region) {
+        match region {
             WINDOW => self.move_to_front(WINDOW, slot),
             PROBATION => {
                 self.unlink(slot);

@@ -75,12 +75,6 @@ impl Record {
         &self.0[start + len..]
     }
 
-    /// The key and the value, from one read of the header.
-    pub fn parts(&self) -> (&[u8], &[u8]) {
-        let (start, len) = self.key_span();
-        self.0[start..].split_at(len)
-    }
-
     /// The value as a native integer, if it is one.
     pub fn as_int(&self) -> Option<i64> {
         if self.kind() != INT {
@@ -183,7 +177,6 @@ mod tests {
             assert_eq!(record.kind(), 7);
             assert_eq!(record.key(), &key[..]);
             assert_eq!(record.value(), b"value");
-            assert_eq!(record.parts(), (&key[..], &b"value"[..]));
             assert_eq!(record.weight(), key_len + 5);
         }
     }
