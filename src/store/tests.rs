@@ -339,10 +339,11 @@ fn expired_entries_are_reclaimed_by_writes_to_other_keys() {
     t.check_invariants().expect("invariants");
 }
 
-#[test]
-fn cull_takes_expired_entries_first() {
+/// Five live and five short-lived entries in a cache of ten; then, once the short-lived ones have
+/// expired, one more write.
+fn full_of_live_and_expired(eviction: Eviction) -> T {
     let lim = limits(10, 3);
-    let mut t = T::default();
+    let mut t = T::with_eviction(eviction);
     for i in 0..5 {
         t.put(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0))
             .expect("set");
@@ -358,6 +359,12 @@ fn cull_takes_expired_entries_first() {
         .expect("set");
     }
     t.put(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
+    t
+}
+
+#[test]
+fn cull_takes_expired_entries_first() {
+    let mut t = full_of_live_and_expired(Eviction::Lru);
     for i in 0..5 {
         assert!(t.contains(format!("live{i}").as_bytes(), &at(5)));
     }
@@ -403,23 +410,7 @@ fn adaptive_eviction_holds_exactly_max_entries_and_keeps_a_hot_set() {
 
 #[test]
 fn adaptive_eviction_takes_expired_entries_before_live_ones() {
-    let lim = limits(10, 3);
-    let mut t = T::with_eviction(Eviction::Adaptive);
-    for i in 0..5 {
-        t.put(format!("live{i}").as_bytes(), data("v"), Ttl::Forever, &lim, &at(0))
-            .expect("set");
-    }
-    for i in 0..5 {
-        t.put(
-            format!("short{i}").as_bytes(),
-            data("v"),
-            Ttl::Seconds(1.0),
-            &lim,
-            &at(0),
-        )
-        .expect("set");
-    }
-    t.put(b"new", data("v"), Ttl::Forever, &lim, &at(5)).expect("set");
+    let mut t = full_of_live_and_expired(Eviction::Adaptive);
     assert!((0..5).all(|i| t.contains(format!("live{i}").as_bytes(), &at(5))));
     t.check_invariants().expect("invariants");
 }
