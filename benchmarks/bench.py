@@ -820,10 +820,10 @@ def fmt_ratio(ratio: float) -> str:
     return f"{ratio:,.0f}x"
 
 
-def table(results: Results, labels: list[str]) -> str:
-    lines = ["| operation | " + " | ".join(labels) + " |", "|---" + "|--:" * len(labels) + "|"]
-    base = LOCMEM.label
-    for name, by in results.ops.items():
+def median_rows(ops: dict[str, dict[str, Stat]], labels: list[str], base: str) -> list[str]:
+    """A row per operation: each backend's median and its ratio to ``base``'s."""
+    lines = []
+    for name, by in ops.items():
         cells = []
         for label in labels:
             if label not in by:
@@ -832,6 +832,13 @@ def table(results: Results, labels: list[str]) -> str:
             ratio = by[label].median / by[base].median
             cells.append(f"{fmt_ns(by[label].median)} ({fmt_ratio(ratio)})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def table(results: Results, labels: list[str]) -> str:
+    lines = ["| operation | " + " | ".join(labels) + " |", "|---" + "|--:" * len(labels) + "|"]
+    base = LOCMEM.label
+    lines += median_rows(results.ops, labels, base)
     for threads, by in results.threads.items():
         cells = []
         for label in labels:
@@ -865,15 +872,7 @@ def eviction_table(results: Results) -> str:
     labels = [b.label for b in EVICTION_BACKENDS if any(b.label in by for by in results.eviction.values())]
     base = EVICT_LRU.label
     lines = ["| operation | " + " | ".join(labels) + " |", "|---" + "|--:" * len(labels) + "|"]
-    for name, by in results.eviction.items():
-        cells = []
-        for label in labels:
-            if label not in by:
-                cells.append("-")
-                continue
-            ratio = by[label].median / by[base].median
-            cells.append(f"{fmt_ns(by[label].median)} ({fmt_ratio(ratio)})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += median_rows(results.eviction, labels, base)
     return "\n".join(lines)
 
 

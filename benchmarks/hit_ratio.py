@@ -26,7 +26,6 @@ Real traces: the cache2k project, © headissue GmbH (Jens Wilke), CC BY 4.0.
 """
 
 import argparse
-import contextlib
 import heapq
 import lzma
 import math
@@ -45,6 +44,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
+
+from bench import cpu_model  # benchmarks/ is this script's directory, so first on sys.path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -382,14 +383,6 @@ def cross_checks(rows: list[Row]) -> list[str]:
             + worst([(r, r.rust_lru, r.locmem) for r in with_locmem])
         )
     return out
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def machine(command: str) -> list[str]:
