@@ -24,10 +24,9 @@
 //!
 //! Memory: per slot two links, a 32-bit hash, a region byte and the entry's count (16 bytes); the sketch
 //! (one `u64`, sixteen 4-bit counters, per entry of capacity, grown with the entries actually held); the
-//! ghosts (a fifth of the capacity, 8 bytes each, up to 1.5 times that before a sweep). Every operation is
-//! O(1) amortised.
+//! ghosts (a 64-byte bucket per 2/3 to 4/3 of a tenth of the capacity, grown with the evictions actually
+//! seen). Every operation is O(1) amortised.
 
-use super::index::Index;
 use super::sketch::FrequencySketch;
 
 const NIL: u32 = u32::MAX;
@@ -128,27 +127,51 @@ const EMPTY_LIST: List = List {
 const FROM_WINDOW: usize = 0;
 const FROM_MAIN: usize = 1;
 
-/// Hashes of recently evicted entries, by where they were evicted from: for each side, the last `limit`
-/// evicted. Each side numbers its evictions, and a remembered hash is still a ghost while fewer than `limit`
-/// evictions from its side have followed it. So recording one is a single insert into an [`Index`] (hash →
-/// number and side; no queue to keep in step), and the stale ones are swept out in a batch once the index
-/// holds `SWEEP_AT` times what can be fresh on one side.
+/// Hashes of recently evicted entries, by where they were evicted from: for each side, about the last
+/// `limit` evicted. Each side numbers its evictions, and a remembered hash is still a ghost while fewer
+/// than `limit` evictions from its side have followed it, so nothing has to be removed when a ghost ages
+/// out: it is merely no longer fresh.
+///
+/// The ghosts sit in a set-associative table: a hash belongs to one [`GhostBucket`], one cache line of
+/// [`GHOST_WAYS`] cells for each side, and a new ghost overwrites the oldest of its side's cells there
+/// (within a side the oldest is also the stalest), so recording an eviction and looking a hash up each read
+/// one line. There is no queue to keep in step and no sweep (an open-addressing index swept of stale ghosts
+/// cost a sixth of an evicting write). A bucket holds one side's fresh ghosts about once on average, so a
+/// ghost is overwritten before it ages out only when more than [`GHOST_WAYS`] of its side's later ghosts
+/// share its bucket: rarely, and then the oldest goes, the one nearest ageing out anyway.
 #[derive(Debug, Default)]
 struct Ghosts {
-    index: Index,
+    buckets: Vec<GhostBucket>,
     /// Evictions per side, modulo `NUMBERS`.
     evictions: [u32; 2],
     limit: usize,
+    /// Ghosts recorded since the last clear (saturating): the table grows with them, up to its size for
+    /// `limit`, so a cache that rarely evicts does not pay for a table sized by its capacity.
+    recorded: usize,
 }
 
-/// The ghosts are swept when the index holds this many times what can be fresh on one side (at most twice
-/// that is fresh): a sweep costs a pass over the index, paid for by the records since the last one, and a
-/// small index stays in the caches (one eight times as large cost two more cache misses per eviction).
-const SWEEP_AT: usize = 3;
+/// Cells per side in a bucket: two sides of four `u64`s fill one 64-byte cache line.
+const GHOST_WAYS: usize = 4;
 
-/// Eviction numbers wrap at this (with the side bit, a value stays below `u32::MAX`, which `Index` keeps
-/// free); a limit is far below it.
+/// Cells `side * GHOST_WAYS ..` hold that side's ghosts, each `hash << 32 | number`, or `VACANT`.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct GhostBucket([u64; 2 * GHOST_WAYS]);
+
+const EMPTY_BUCKET: GhostBucket = GhostBucket([VACANT; 2 * GHOST_WAYS]);
+
+/// A cell that holds no ghost. A ghost's number is below `NUMBERS`, so its cell is never all ones.
+const VACANT: u64 = u64::MAX;
+
+/// Eviction numbers wrap at this; a limit is far below it.
 const NUMBERS: u32 = 1 << 30;
+
+/// Spreads a hash over the buckets (a multiplier other than the sketch's, so the two choose unrelated
+/// places for a key).
+const GHOST_SPREAD: u64 = 0xd6e8_feb8_6659_fd93;
+
+/// The smallest table the ghosts grow from, in buckets.
+const MIN_GHOST_BUCKETS: usize = 8;
 
 impl Ghosts {
     fn record(&mut self, hash: u32, side: usize) {
@@ -157,35 +180,95 @@ impl Ghosts {
         }
         let number = (self.evictions[side] + 1) % NUMBERS;
         self.evictions[side] = number;
-        self.index.upsert(hash, (number << 1) | side as u32, |_| true);
-        if self.index.len() > self.limit.saturating_mul(SWEEP_AT) {
-            self.sweep();
+        self.recorded = self.recorded.saturating_add(1);
+        let target = self.target_buckets();
+        if self.buckets.len() < target && self.recorded > self.buckets.len() {
+            self.resize((self.buckets.len() * 2).max(MIN_GHOST_BUCKETS).min(target));
+        }
+        self.place(hash, number, side);
+    }
+
+    /// Buckets for `limit` ghosts a side: a power of two, from two thirds of `limit` up, so a bucket holds
+    /// 0.75 to 1.5 of a side's fresh ghosts on average.
+    fn target_buckets(&self) -> usize {
+        self.limit.saturating_mul(2).div_ceil(3).next_power_of_two()
+    }
+
+    fn bucket(&self, hash: u32) -> usize {
+        (u64::from(hash).wrapping_mul(GHOST_SPREAD) >> 32) as usize & (self.buckets.len() - 1)
+    }
+
+    /// Evictions from `side` since `cell` was recorded there; `u32::MAX` for a vacant cell.
+    fn age(&self, cell: u64, side: usize) -> u32 {
+        if cell == VACANT {
+            return u32::MAX;
+        }
+        self.evictions[side].wrapping_sub(cell as u32) % NUMBERS
+    }
+
+    fn is_fresh(&self, cell: u64, side: usize) -> bool {
+        (self.age(cell, side) as usize) < self.limit
+    }
+
+    /// Write a ghost over the oldest (or a vacant) cell of its side in its bucket.
+    fn place(&mut self, hash: u32, number: u32, side: usize) {
+        let at = self.bucket(hash);
+        let ways = side * GHOST_WAYS..(side + 1) * GHOST_WAYS;
+        let cells = &self.buckets[at].0;
+        let oldest = ways
+            .max_by_key(|&way| self.age(cells[way], side))
+            .unwrap_or(side * GHOST_WAYS);
+        self.buckets[at].0[oldest] = (u64::from(hash) << 32) | u64::from(number);
+    }
+
+    /// Rebuild the table with `buckets` buckets, keeping the fresh ghosts.
+    fn resize(&mut self, buckets: usize) {
+        let old = std::mem::replace(&mut self.buckets, vec![EMPTY_BUCKET; buckets]);
+        for bucket in old {
+            for (way, &cell) in bucket.0.iter().enumerate() {
+                let side = way / GHOST_WAYS;
+                if self.is_fresh(cell, side) {
+                    self.place((cell >> 32) as u32, cell as u32, side);
+                }
+            }
         }
     }
 
-    fn is_fresh(evictions: [u32; 2], limit: usize, tagged: u32) -> bool {
-        let age = evictions[(tagged & 1) as usize].wrapping_sub(tagged >> 1) % NUMBERS;
-        (age as usize) < limit
-    }
-
-    fn sweep(&mut self) {
-        let (evictions, limit) = (self.evictions, self.limit);
-        self.index.retain(|_, tagged| Self::is_fresh(evictions, limit, tagged));
-    }
-
-    /// The side `hash` was evicted from, if it is still remembered (and forget it).
+    /// The side `hash` was last evicted from, if it is still remembered (and forget it).
     fn take(&mut self, hash: u32) -> Option<usize> {
-        let tagged = self.index.take(hash, |_| true)?;
-        Self::is_fresh(self.evictions, self.limit, tagged).then_some((tagged & 1) as usize)
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let at = self.bucket(hash);
+        let mut found: Option<(u32, usize)> = None;
+        for way in 0..2 * GHOST_WAYS {
+            let cell = self.buckets[at].0[way];
+            if cell != VACANT && (cell >> 32) as u32 == hash {
+                // A key evicted twice lately has two cells: both go, and the fresher one counts.
+                self.buckets[at].0[way] = VACANT;
+                let side = way / GHOST_WAYS;
+                let age = self.age(cell, side);
+                if (age as usize) < self.limit && found.is_none_or(|(seen, _)| age < seen) {
+                    found = Some((age, side));
+                }
+            }
+        }
+        found.map(|(_, side)| side)
     }
 
     fn set_limit(&mut self, limit: usize) {
         self.limit = limit.min(NUMBERS as usize / 2);
-        self.sweep();
+        let target = self.target_buckets();
+        if self.limit == 0 {
+            self.clear();
+        } else if self.buckets.len() > target {
+            self.resize(target);
+        }
     }
 
     fn clear(&mut self) {
-        self.index.clear();
+        self.buckets = Vec::new();
+        self.recorded = 0;
     }
 }
 
@@ -631,7 +714,7 @@ impl AdaptivePolicy {
 mod tests {
     use std::collections::HashMap;
 
-    use super::AdaptivePolicy;
+    use super::{fold, AdaptivePolicy, Ghosts, FROM_MAIN, FROM_WINDOW};
 
     /// Drives the policy as `Table` does: a slab of keys with slots reused after removal.
     struct Driver {
@@ -708,6 +791,91 @@ mod tests {
             self.0 ^= self.0 << 17;
             self.0 % n
         }
+    }
+
+    fn ghosts(limit: usize) -> Ghosts {
+        let mut ghosts = Ghosts::default();
+        ghosts.set_limit(limit);
+        ghosts
+    }
+
+    #[test]
+    fn a_ghost_is_remembered_until_limit_evictions_from_its_side_follow() {
+        let mut g = ghosts(100);
+        let h = fold(hash(1));
+        g.record(h, FROM_MAIN);
+        for key in 1_000..1_099 {
+            g.record(fold(hash(key)), FROM_MAIN);
+        }
+        assert_eq!(g.take(h), Some(FROM_MAIN), "99 later evictions: still a ghost");
+        assert_eq!(g.take(h), None, "take forgets");
+        g.record(h, FROM_MAIN);
+        for key in 2_000..2_100 {
+            g.record(fold(hash(key)), FROM_MAIN);
+        }
+        assert_eq!(g.take(h), None, "100 later evictions: aged out");
+        // Evictions from the other side do not age it.
+        g.record(h, FROM_WINDOW);
+        for key in 3_000..13_000 {
+            g.record(fold(hash(key)), FROM_MAIN);
+        }
+        assert_eq!(g.take(h), Some(FROM_WINDOW));
+    }
+
+    #[test]
+    fn ghosts_keep_nearly_every_fresh_hash_in_bounded_memory() {
+        let limit = 1_000;
+        let mut g = ghosts(limit);
+        let keys = 0..50_000u64;
+        for key in keys.clone() {
+            let side = if key % 3 == 0 { FROM_WINDOW } else { FROM_MAIN };
+            g.record(fold(hash(key)), side);
+        }
+        assert_eq!(g.buckets.len(), g.target_buckets());
+        // A bucket (64 bytes) per 2/3 to 4/3 of a side's ghosts.
+        assert!(3 * size_of_val(&g.buckets[..]) <= 256 * limit);
+        // Fresh: the last `limit` of each side. Of those, all but a few are found, on the right side.
+        let fresh_window: Vec<u64> = keys.clone().rev().filter(|k| k % 3 == 0).take(limit).collect();
+        let fresh_main: Vec<u64> = keys.clone().rev().filter(|k| k % 3 != 0).take(limit).collect();
+        let stale = keys.clone().rev().filter(|k| k % 3 == 0).skip(limit).take(limit);
+        let found_window = fresh_window
+            .iter()
+            .filter(|&&k| g.take(fold(hash(k))) == Some(FROM_WINDOW))
+            .count();
+        let found_main = fresh_main
+            .iter()
+            .filter(|&&k| g.take(fold(hash(k))) == Some(FROM_MAIN))
+            .count();
+        assert!(
+            found_window >= limit * 98 / 100,
+            "{found_window} of {limit} window ghosts"
+        );
+        assert!(found_main >= limit * 98 / 100, "{found_main} of {limit} main ghosts");
+        assert!(
+            stale.clone().all(|k| g.take(fold(hash(k))).is_none()),
+            "an aged-out ghost was found"
+        );
+    }
+
+    #[test]
+    fn ghosts_shrink_with_the_limit_and_clear() {
+        let mut g = ghosts(10_000);
+        for key in 0..20_000 {
+            g.record(fold(hash(key)), FROM_WINDOW);
+        }
+        let large = g.buckets.len();
+        g.set_limit(100);
+        assert!(g.buckets.len() < large && g.buckets.len() <= g.target_buckets());
+        assert_eq!(
+            g.take(fold(hash(19_999))),
+            Some(FROM_WINDOW),
+            "the freshest survive the shrink"
+        );
+        g.clear();
+        assert_eq!(g.take(fold(hash(19_998))), None);
+        g.set_limit(0);
+        g.record(fold(hash(1)), FROM_MAIN);
+        assert_eq!(g.take(fold(hash(1))), None, "no ghosts without a limit");
     }
 
     #[test]

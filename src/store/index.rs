@@ -77,39 +77,6 @@ impl Index {
         self.len += 1;
     }
 
-    /// File `slot` under `tag` in place of the slot there that `is_key` accepts, or beside the others.
-    pub(crate) fn upsert(&mut self, tag_: u32, slot_: u32, mut is_key: impl FnMut(u32) -> bool) {
-        match self.position(tag_, &mut is_key) {
-            Some(at) => self.cells[at] = cell(tag_, slot_),
-            None => self.insert(tag_, slot_),
-        }
-    }
-
-    /// Unfile the slot under `tag` that `is_key` accepts, and return it.
-    pub(crate) fn take(&mut self, tag_: u32, mut is_key: impl FnMut(u32) -> bool) -> Option<u32> {
-        let at = self.position(tag_, &mut is_key)?;
-        let found = slot(self.cells[at]);
-        self.remove_at(at);
-        Some(found)
-    }
-
-    /// Keep only the `(tag, slot)` cells that `keep` accepts (in place: no new table).
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(u32, u32) -> bool) {
-        let mut kept = Vec::with_capacity(self.len);
-        for c in &mut self.cells {
-            if *c != EMPTY {
-                if keep(tag(*c), slot(*c)) {
-                    kept.push(*c);
-                }
-                *c = EMPTY;
-            }
-        }
-        self.len = kept.len();
-        for c in kept {
-            self.place(c);
-        }
-    }
-
     fn place(&mut self, c: u64) {
         let mask = self.mask();
         let mut at = tag(c) as usize & mask;
@@ -217,19 +184,6 @@ mod tests {
                 assert_eq!(filed, expected);
             }
         }
-        let before = index.len();
-        index.retain(|_, s| s % 2 == 0);
-        model.retain(|&(_, s)| s % 2 == 0);
-        assert!(index.len() < before && index.len() == model.len());
-        for &(t, s) in &model {
-            assert_eq!(index.find(t, |x| x == s), Some(s));
-        }
-        let (t, s) = model[0];
-        index.upsert(t, 1, |x| x == s);
-        assert_eq!((index.find(t, |x| x == 1), index.find(t, |x| x == s)), (Some(1), None));
-        assert_eq!(index.take(t, |x| x == 1), Some(1));
-        assert_eq!(index.take(t, |x| x == 1), None);
-        assert_eq!(index.len(), model.len() - 1);
         index.clear();
         assert_eq!(index.find(1, |_| true), None);
     }
