@@ -27,6 +27,7 @@
 //! ghosts (a 64-byte bucket per 2/3 to 4/3 of a tenth of the capacity, grown with the evictions actually
 //! seen). Every operation is O(1) amortised.
 
+use super::index::tag_of;
 use super::sketch::FrequencySketch;
 
 const NIL: u32 = u32::MAX;
@@ -288,10 +289,11 @@ pub struct AdaptivePolicy {
     tuning: Tuning,
 }
 
-/// Fold the table's 64-bit hash to the 32 bits the policy keeps per slot.
+/// The 32 bits of the table's 64-bit hash that the policy keeps per slot: the index's tag, so that the
+/// table can unfile a victim with the tag kept here instead of hashing its key again.
 #[inline]
 fn fold(hash: u64) -> u32 {
-    (hash ^ (hash >> 32)) as u32
+    tag_of(hash)
 }
 
 impl AdaptivePolicy {
@@ -432,14 +434,18 @@ impl AdaptivePolicy {
     /// As `on_hit`, with the hash recorded when the entry was inserted: the table need not hash the
     /// key again on every hit.
     pub fn on_hit_slot(&mut self, slot: u32) {
-        if let Some(h) = self
-            .nodes
+        if let Some(h) = self.tag(slot) {
+            self.hit(slot, h);
+        }
+    }
+
+    /// The index tag (`index::tag_of`) of the key of the entry in `slot`, as recorded when it was
+    /// inserted; `None` if the slot is not tracked.
+    pub(crate) fn tag(&self, slot: u32) -> Option<u32> {
+        self.nodes
             .get(slot as usize)
             .filter(|n| n.region != ABSENT)
             .map(|n| n.hash)
-        {
-            self.hit(slot, h);
-        }
     }
 
     fn hit(&mut self, slot: u32, h: u32) {

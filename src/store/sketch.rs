@@ -15,10 +15,16 @@ const BLOCK_WORDS: usize = 8;
 /// The smallest table, in words (16 counters each), whatever the capacity.
 const MIN_WORDS: usize = 16;
 
+/// A key's counters: one cache line, aligned as one (a `Vec<u64>` is only 8-aligned, so most blocks
+/// would straddle two lines and every count would miss twice).
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Block([u64; BLOCK_WORDS]);
+
 #[derive(Debug, Clone)]
 pub(crate) struct FrequencySketch {
-    table: Vec<u64>,
-    /// `table.len() / BLOCK_WORDS - 1`; the length is a power of two.
+    table: Vec<Block>,
+    /// `table.len() - 1`; the length is a power of two.
     block_mask: usize,
     /// Counted increments since the last halving.
     additions: usize,
@@ -36,7 +42,7 @@ impl FrequencySketch {
         let entries = entries.max(MIN_WORDS);
         let words = entries.checked_next_power_of_two().unwrap_or(1 << 30).min(1 << 30);
         Self {
-            table: vec![0; words],
+            table: vec![Block([0; BLOCK_WORDS]); words / BLOCK_WORDS],
             block_mask: words / BLOCK_WORDS - 1,
             additions: 0,
             sample_size: ((entries as f64 * period) as usize).max(MIN_WORDS),
@@ -51,28 +57,30 @@ impl FrequencySketch {
 
     /// How many entries this sketch was sized for (its word count).
     pub(crate) fn words(&self) -> usize {
-        self.table.len()
+        self.table.len() * BLOCK_WORDS
     }
 
-    /// The four (word index, bit shift) pairs of a key: the block from the spread hash, and within it,
-    /// from a byte of the hash each, one word of the counter's pair and one of its sixteen nibbles.
+    /// A key's block (from the spread hash) and its four (word in the block, bit shift) pairs: from a
+    /// byte of the hash each, one word of the counter's pair and one of its sixteen nibbles.
     #[inline]
-    fn cells(&self, hash: u32) -> [(usize, u32); 4] {
-        let block = ((u64::from(hash).wrapping_mul(SPREAD) >> 32) as usize & self.block_mask) * BLOCK_WORDS;
+    fn cells(&self, hash: u32) -> (usize, [(usize, u32); 4]) {
+        let block = (u64::from(hash).wrapping_mul(SPREAD) >> 32) as usize & self.block_mask;
         let mut out = [(0usize, 0u32); 4];
         for (i, cell) in out.iter_mut().enumerate() {
             let bits = hash >> (i * 8);
-            *cell = (block + i * 2 + (bits & 1) as usize, ((bits >> 1) & 15) << 2);
+            *cell = (i * 2 + (bits & 1) as usize, ((bits >> 1) & 15) << 2);
         }
-        out
+        (block, out)
     }
 
     /// The estimated recent frequency of `hash`, 0 to 15.
     #[inline]
     pub(crate) fn frequency(&self, hash: u32) -> u8 {
+        let (block, cells) = self.cells(hash);
+        let words = &self.table[block].0;
         let mut min = 15u64;
-        for (index, shift) in self.cells(hash) {
-            min = min.min((self.table[index] >> shift) & 0xf);
+        for (index, shift) in cells {
+            min = min.min((words[index] >> shift) & 0xf);
         }
         min as u8
     }
@@ -83,8 +91,10 @@ impl FrequencySketch {
     pub(crate) fn increment(&mut self, hash: u32) -> u8 {
         let mut added = false;
         let mut min = 15u64;
-        for (index, shift) in self.cells(hash) {
-            let word = &mut self.table[index];
+        let (block, cells) = self.cells(hash);
+        let words = &mut self.table[block].0;
+        for (index, shift) in cells {
+            let word = &mut words[index];
             let count = (*word >> shift) & 0xf;
             if count < 15 {
                 *word += 1 << shift;
@@ -111,8 +121,10 @@ impl FrequencySketch {
     /// requests it had while cached, which were tallied on the entry, not here).
     pub(crate) fn raise(&mut self, hash: u32, count: u8) {
         let count = u64::from(count.min(15));
-        for (index, shift) in self.cells(hash) {
-            let word = &mut self.table[index];
+        let (block, cells) = self.cells(hash);
+        let words = &mut self.table[block].0;
+        for (index, shift) in cells {
+            let word = &mut words[index];
             let current = (*word >> shift) & 0xf;
             if current < count {
                 *word += (count - current) << shift;
@@ -131,7 +143,7 @@ impl FrequencySketch {
 
     /// Halve every counter.
     fn age(&mut self) {
-        for word in &mut self.table {
+        for word in self.table.iter_mut().flat_map(|block| &mut block.0) {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
         }
         self.additions /= 2;
@@ -139,7 +151,7 @@ impl FrequencySketch {
     }
 
     pub(crate) fn clear(&mut self) {
-        self.table.fill(0);
+        self.table.fill(Block([0; BLOCK_WORDS]));
         self.additions = 0;
     }
 }

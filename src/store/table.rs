@@ -246,7 +246,11 @@ impl<A> Table<A> {
         let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
-        let tag = tag_of(self.hasher.hash_one(entry.record.key()));
+        // The adaptive policy keeps each slot's tag: a victim's key need not be hashed again.
+        let tag = match self.adaptive.as_deref().and_then(|policy| policy.tag(slot)) {
+            Some(tag) => tag,
+            None => tag_of(self.hasher.hash_one(entry.record.key())),
+        };
         self.index.remove(tag, slot);
         match self.adaptive.as_deref_mut() {
             Some(policy) => policy.on_remove(slot),
