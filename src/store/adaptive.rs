@@ -146,6 +146,8 @@ struct Ghosts {
     /// Evictions per side, modulo `NUMBERS`.
     evictions: [u32; 2],
     limit: usize,
+    /// The table's size for `limit`, in buckets (`target_buckets`).
+    target: usize,
     /// Ghosts recorded since the last clear (saturating): the table grows with them, up to its size for
     /// `limit`, so a cache that rarely evicts does not pay for a table sized by its capacity.
     recorded: usize,
@@ -182,9 +184,8 @@ impl Ghosts {
         let number = (self.evictions[side] + 1) % NUMBERS;
         self.evictions[side] = number;
         self.recorded = self.recorded.saturating_add(1);
-        let target = self.target_buckets();
-        if self.buckets.len() < target && self.recorded > self.buckets.len() {
-            self.resize((self.buckets.len() * 2).max(MIN_GHOST_BUCKETS).min(target));
+        if self.buckets.len() < self.target && self.recorded > self.buckets.len() {
+            self.resize((self.buckets.len() * 2).max(MIN_GHOST_BUCKETS).min(self.target));
         }
         self.place(hash, number, side);
     }
@@ -259,11 +260,11 @@ impl Ghosts {
 
     fn set_limit(&mut self, limit: usize) {
         self.limit = limit.min(NUMBERS as usize / 2);
-        let target = self.target_buckets();
+        self.target = self.target_buckets();
         if self.limit == 0 {
             self.clear();
-        } else if self.buckets.len() > target {
-            self.resize(target);
+        } else if self.buckets.len() > self.target {
+            self.resize(self.target);
         }
     }
 
