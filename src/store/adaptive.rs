@@ -22,10 +22,10 @@
 //! sketch's estimate when it was stored, plus its hits), which admission compares and which the entry hands
 //! back to the sketch when it leaves. A hit so touches only the entry's node.
 //!
-//! Memory: per slot two links, a 32-bit hash, a region byte and the entry's count (16 bytes); the sketch
-//! (one `u64`, sixteen 4-bit counters, per entry of capacity, grown with the entries actually held); the
-//! ghosts (a 64-byte bucket per 2/3 to 4/3 of a tenth of the capacity, grown with the evictions actually
-//! seen). Every operation is O(1) amortised.
+//! Memory: per slot two links, the key's 32-bit index tag, a region byte and the entry's count (16 bytes);
+//! the sketch (one `u64`, sixteen 4-bit counters, per entry of capacity, grown with the entries actually
+//! held); the ghosts (64-byte buckets, one per 0.75 to 1.5 ghosts of a side: 4 to 9 bytes per entry of
+//! capacity, grown with the evictions actually seen). Every operation is O(1) amortised.
 
 use super::index::tag_of;
 use super::sketch::FrequencySketch;
