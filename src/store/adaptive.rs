@@ -177,6 +177,7 @@ const GHOST_SPREAD: u64 = 0xd6e8_feb8_6659_fd93;
 const MIN_GHOST_BUCKETS: usize = 8;
 
 impl Ghosts {
+    #[inline]
     fn record(&mut self, hash: u32, side: usize) {
         if self.limit == 0 {
             return;
@@ -213,6 +214,7 @@ impl Ghosts {
     }
 
     /// Write a ghost over the oldest (or a vacant) cell of its side in its bucket.
+    #[inline]
     fn place(&mut self, hash: u32, number: u32, side: usize) {
         let at = self.bucket(hash);
         let ways = side * GHOST_WAYS..(side + 1) * GHOST_WAYS;
@@ -356,10 +358,15 @@ impl AdaptivePolicy {
 
     /// Change the capacity; the window keeps its share. Cheap if unchanged. Entries beyond a lowered
     /// capacity stay until the table evicts them through [`Self::victim`].
+    #[inline]
     pub fn set_capacity(&mut self, capacity: usize) {
-        if capacity == self.capacity {
-            return;
+        if capacity != self.capacity {
+            self.change_capacity(capacity);
         }
+    }
+
+    #[cold]
+    fn change_capacity(&mut self, capacity: usize) {
         let share = self.window_max as f64 / self.capacity.max(1) as f64;
         self.capacity = capacity;
         self.window_max = ((capacity as f64 * share) as usize).clamp(1.min(capacity), capacity);
@@ -557,6 +564,7 @@ impl AdaptivePolicy {
     }
 
     /// Remember that `slot`'s key is being evicted from `side`; returns `slot`.
+    #[inline]
     fn ghost(&mut self, slot: u32, side: usize) -> u32 {
         self.ghosts.record(self.nodes[slot as usize].hash, side);
         slot
@@ -628,6 +636,7 @@ impl AdaptivePolicy {
         }
     }
 
+    #[inline]
     fn push_front(&mut self, region: u8, slot: u32) {
         let list = &mut self.lists[region as usize];
         let old_head = list.head;
@@ -645,6 +654,7 @@ impl AdaptivePolicy {
         node.region = region;
     }
 
+    #[inline]
     fn unlink(&mut self, slot: u32) {
         let Node { prev, next, region, .. } = self.nodes[slot as usize];
         let list = &mut self.lists[region as usize];
