@@ -13,6 +13,15 @@ pub struct Counters {
     pub expirations: u64,
 }
 
+/// Add one to `counter`. The `uncounted` feature compiles it out: it exists only so that
+/// `benchmarks/counters_cost.py` can measure what counting costs a `get`.
+#[inline]
+pub(crate) fn count(counter: &mut u64) {
+    if cfg!(not(feature = "uncounted")) {
+        *counter += 1;
+    }
+}
+
 /// Counters plus the state of the store at the moment it was read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Snapshot {

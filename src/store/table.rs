@@ -22,7 +22,7 @@ use super::limits::Limits;
 use super::lru::LruList;
 use super::record::{Attachment, Item, Record};
 use super::sink::Sink;
-use super::stats::{Counters, Snapshot};
+use super::stats::{count, Counters, Snapshot};
 
 /// Slots examined for expired entries on each write: a full pass over `n` slots takes `n / 4`
 /// writes, so a cache whose writes go to other keys reclaims everything that has expired within a
@@ -262,10 +262,10 @@ impl<A> Table<A> {
             self.with_deadline -= 1;
         }
         match why {
-            Removal::Deleted => self.counters.deletes += 1,
-            Removal::Expired => self.counters.expirations += 1,
+            Removal::Deleted => count(&mut self.counters.deletes),
+            Removal::Expired => count(&mut self.counters.expirations),
             Removal::Evicted => {
-                self.counters.evictions += 1;
+                count(&mut self.counters.evictions);
                 self.sink.evicted += 1;
             }
             Removal::Replaced => {}
@@ -277,13 +277,13 @@ impl<A> Table<A> {
     pub fn get(&mut self, key: &[u8], now: &Now) -> Option<(&Record, Option<&A>)> {
         let hash = self.hash_of(key);
         let Some(slot) = self.find_live(key, hash, now) else {
-            self.counters.misses += 1;
+            count(&mut self.counters.misses);
             if let Some(policy) = self.adaptive.as_deref_mut() {
                 policy.on_miss(hash);
             }
             return None;
         };
-        self.counters.hits += 1;
+        count(&mut self.counters.hits);
         self.touch_order(slot);
         self.read(slot)
     }
@@ -329,7 +329,7 @@ impl<A> Table<A> {
             // The cull may have taken the key's own entry.
             existing = self.lookup(item.record.key(), hash);
         }
-        self.counters.sets += 1;
+        count(&mut self.counters.sets);
         match ttl.deadline(now) {
             None => {
                 if let Some(slot) = existing {
