@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from instructions import callgrind  # benchmarks/, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 BOUND = 1.03  # issue 4: counters must not slow `get` by more than 3 %
 
@@ -49,17 +51,7 @@ def ns_per_get(binary: Path, policy: str) -> float:
 
 
 def instructions(binary: Path, gets: int, policy: str) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        run = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", str(binary), str(gets), "1", policy],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    match = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
-    if match is None:
-        raise RuntimeError(run.stderr[-2000:])
-    return int(match.group(1).replace(",", ""))
+    return callgrind([str(binary), str(gets), "1", policy])
 
 
 def main() -> int:

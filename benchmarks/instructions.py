@@ -59,12 +59,11 @@ elif op == "set_evict":
 """
 
 
-def instructions(backend: str, options: dict, op: str, n: int) -> int:
-    bench_dir = os.path.dirname(os.path.abspath(__file__))
-    code = CHILD.format(bench_dir=bench_dir, backend=backend, options=options, op=op, n=n)
+def callgrind(command: list[str]) -> int:
+    """The instructions `command` executes, counted by callgrind."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", sys.executable, "-c", code],
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", *command],
             capture_output=True,
             text=True,
             check=True,
@@ -73,6 +72,12 @@ def instructions(backend: str, options: dict, op: str, n: int) -> int:
     if match is None:
         raise RuntimeError(out.stderr[-2000:])
     return int(match.group(1).replace(",", ""))
+
+
+def instructions(backend: str, options: dict, op: str, n: int) -> int:
+    bench_dir = os.path.dirname(os.path.abspath(__file__))
+    code = CHILD.format(bench_dir=bench_dir, backend=backend, options=options, op=op, n=n)
+    return callgrind([sys.executable, "-c", code])
 
 
 def main() -> None:
