@@ -4,7 +4,7 @@
 //! Invariants kept by every method:
 //! - `index` files `slot` under its key's hash exactly when `slots[slot]` holds the entry for that
 //!   key, and every occupied slot is linked once in `order` (under `Adaptive`, in the policy's
-//!   lists);
+//!   lists, which keep the slot's index tag);
 //! - `bytes` is the sum of `entry_bytes` (plus the attachment's weight) over occupied slots,
 //!   `with_deadline` the number of occupied slots whose entry has a deadline;
 //! - `attachments[slot]` is set exactly when `slots[slot]`'s record is marked attached;
@@ -685,6 +685,12 @@ impl<A> Table<A> {
         let linked = match self.adaptive.as_deref() {
             Some(policy) => {
                 policy.check_invariants()?;
+                for (slot, entry) in self.slots.iter().enumerate() {
+                    let Some(entry) = entry else { continue };
+                    if policy.tag(slot as u32) != Some(tag_of(self.hash_of(entry.record.key()))) {
+                        return Err(format!("the policy keeps a stale tag for slot {slot}"));
+                    }
+                }
                 policy.len()
             }
             None => self.order.len_from_head(),
