@@ -176,6 +176,17 @@ const GHOST_SPREAD: u64 = 0xd6e8_feb8_6659_fd93;
 /// The smallest table the ghosts grow from, in buckets.
 const MIN_GHOST_BUCKETS: usize = 8;
 
+/// Evictions from its side since `cell` was recorded, given that side's count now; `u32::MAX` for a
+/// vacant cell.
+#[inline]
+fn cell_age(cell: u64, evictions: u32) -> u32 {
+    if cell == VACANT {
+        u32::MAX
+    } else {
+        evictions.wrapping_sub(cell as u32) % NUMBERS
+    }
+}
+
 impl Ghosts {
     #[inline]
     fn record(&mut self, hash: u32, side: usize) {
@@ -203,10 +214,7 @@ impl Ghosts {
 
     /// Evictions from `side` since `cell` was recorded there; `u32::MAX` for a vacant cell.
     fn age(&self, cell: u64, side: usize) -> u32 {
-        if cell == VACANT {
-            return u32::MAX;
-        }
-        self.evictions[side].wrapping_sub(cell as u32) % NUMBERS
+        cell_age(cell, self.evictions[side])
     }
 
     fn is_fresh(&self, cell: u64, side: usize) -> bool {
@@ -216,13 +224,17 @@ impl Ghosts {
     /// Write a ghost over the oldest (or a vacant) cell of its side in its bucket.
     #[inline]
     fn place(&mut self, hash: u32, number: u32, side: usize) {
+        let evictions = self.evictions[side];
         let at = self.bucket(hash);
-        let ways = side * GHOST_WAYS..(side + 1) * GHOST_WAYS;
-        let cells = &self.buckets[at].0;
-        let oldest = ways
-            .max_by_key(|&way| self.age(cells[way], side))
-            .unwrap_or(side * GHOST_WAYS);
-        self.buckets[at].0[oldest] = (u64::from(hash) << 32) | u64::from(number);
+        let ways = &mut self.buckets[at].0[side * GHOST_WAYS..(side + 1) * GHOST_WAYS];
+        let (mut oldest, mut oldest_age) = (0, 0);
+        for (way, &cell) in ways.iter().enumerate() {
+            let age = cell_age(cell, evictions);
+            if age >= oldest_age {
+                (oldest, oldest_age) = (way, age);
+            }
+        }
+        ways[oldest] = (u64::from(hash) << 32) | u64::from(number);
     }
 
     /// Rebuild the table with `buckets` buckets, keeping the fresh ghosts.
