@@ -39,6 +39,11 @@ fn main() {
     let entries: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(31);
     let only = args.next();
+    assert!(entries > 0 && rounds > 0, "entries and rounds must be positive");
+    assert!(
+        only.as_deref().is_none_or(|o| o == "lru" || o == "adaptive"),
+        "unknown policy {only:?}: lru or adaptive"
+    );
     let now = Now::at(Timestamp::from_nanos(1_000_000_000));
     let ttl = Ttl::Seconds(3600.0);
     // With CULL_FREQUENCY = MAX_ENTRIES a cull of a full cache removes one entry, as "adaptive" does.
@@ -105,12 +110,15 @@ fn main() {
         .into_iter()
         .map(|case| (case.name, median(case.set_ns), median(case.get_ns)))
         .collect();
-    let (_, lru_set, lru_get) = medians[0];
+    // Ratios to "lru" only when it ran.
+    let lru = medians
+        .iter()
+        .find(|(name, ..)| *name == "lru")
+        .map(|&(_, set, get)| (set, get));
     for (name, set, get) in medians {
-        println!(
-            "{name:>9}: set of a new key {set:6.1} ns ({:.2}x)   get hit {get:5.1} ns ({:.2}x)",
-            set / lru_set,
-            get / lru_get
-        );
+        let (set_ratio, get_ratio) = lru.map_or((String::new(), String::new()), |(lru_set, lru_get)| {
+            (format!(" ({:.2}x)", set / lru_set), format!(" ({:.2}x)", get / lru_get))
+        });
+        println!("{name:>9}: set of a new key {set:6.1} ns{set_ratio}   get hit {get:5.1} ns{get_ratio}");
     }
 }

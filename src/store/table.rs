@@ -251,7 +251,8 @@ impl<A> Table<A> {
             Some(tag) => tag,
             None => tag_of(self.hasher.hash_one(entry.record.key())),
         };
-        self.index.remove(tag, slot);
+        let unfiled = self.index.remove(tag, slot);
+        debug_assert!(unfiled, "slot {slot} was not filed under its tag");
         match self.adaptive.as_deref_mut() {
             Some(policy) => policy.on_remove(slot),
             None => self.order.unlink(slot),
