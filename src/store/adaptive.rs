@@ -835,26 +835,27 @@ mod tests {
         ghosts
     }
 
+    /// Record the evictions of `keys`, in order, from `side`.
+    fn record_all(g: &mut Ghosts, keys: std::ops::Range<u64>, side: usize) {
+        for key in keys {
+            g.record(fold(hash(key)), side);
+        }
+    }
+
     #[test]
     fn a_ghost_is_remembered_until_limit_evictions_from_its_side_follow() {
         let mut g = ghosts(100);
         let h = fold(hash(1));
         g.record(h, FROM_MAIN);
-        for key in 1_000..1_099 {
-            g.record(fold(hash(key)), FROM_MAIN);
-        }
+        record_all(&mut g, 1_000..1_099, FROM_MAIN);
         assert_eq!(g.take(h), Some(FROM_MAIN), "99 later evictions: still a ghost");
         assert_eq!(g.take(h), None, "take forgets");
         g.record(h, FROM_MAIN);
-        for key in 2_000..2_100 {
-            g.record(fold(hash(key)), FROM_MAIN);
-        }
+        record_all(&mut g, 2_000..2_100, FROM_MAIN);
         assert_eq!(g.take(h), None, "100 later evictions: aged out");
         // Evictions from the other side do not age it.
         g.record(h, FROM_WINDOW);
-        for key in 3_000..13_000 {
-            g.record(fold(hash(key)), FROM_MAIN);
-        }
+        record_all(&mut g, 3_000..13_000, FROM_MAIN);
         assert_eq!(g.take(h), Some(FROM_WINDOW));
     }
 
@@ -900,9 +901,7 @@ mod tests {
         g.record(h, FROM_MAIN);
         g.record(h, FROM_WINDOW);
         // Later evictions from the window age its ghost past the main one's: the later eviction counts.
-        for key in 100..150 {
-            g.record(fold(hash(key)), FROM_WINDOW);
-        }
+        record_all(&mut g, 100..150, FROM_WINDOW);
         assert_eq!(g.take(h), Some(FROM_WINDOW));
         assert_eq!(g.take(h), None, "no second ghost left behind");
         g.record(h, FROM_WINDOW);
@@ -914,14 +913,10 @@ mod tests {
     #[test]
     fn a_raised_limit_grows_the_ghost_table_with_the_evictions_that_follow() {
         let mut g = ghosts(100);
-        for key in 0..1_000 {
-            g.record(fold(hash(key)), FROM_WINDOW);
-        }
+        record_all(&mut g, 0..1_000, FROM_WINDOW);
         let before = g.buckets.len();
         g.set_limit(1_000_000);
-        for key in 1_000..1_000 + before as u64 {
-            g.record(fold(hash(key)), FROM_WINDOW);
-        }
+        record_all(&mut g, 1_000..1_000 + before as u64, FROM_WINDOW);
         assert!(
             g.buckets.len() <= 2 * before,
             "{} buckets from {before}",
@@ -933,9 +928,7 @@ mod tests {
     #[test]
     fn ghosts_shrink_with_the_limit_and_clear() {
         let mut g = ghosts(10_000);
-        for key in 0..20_000 {
-            g.record(fold(hash(key)), FROM_WINDOW);
-        }
+        record_all(&mut g, 0..20_000, FROM_WINDOW);
         let large = g.buckets.len();
         g.set_limit(100);
         assert!(g.buckets.len() < large && g.buckets.len() <= g.target_buckets());
