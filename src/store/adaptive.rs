@@ -81,6 +81,8 @@ impl Default for Tuning {
 struct Node {
     prev: u32,
     next: u32,
+    /// The key's index tag (`index::tag_of` of the table's hash): the policy's hash of the key, and what
+    /// the table reads back to unfile a victim without hashing its key again.
     hash: u32,
     region: u8,
     /// The entry's estimated frequency: the sketch's estimate when it was stored, plus its hits since
@@ -213,13 +215,8 @@ impl Ghosts {
         (u64::from(hash).wrapping_mul(GHOST_SPREAD) >> 32) as usize & (self.buckets.len() - 1)
     }
 
-    /// Evictions from `side` since `cell` was recorded there; `u32::MAX` for a vacant cell.
-    fn age(&self, cell: u64, side: usize) -> u32 {
-        cell_age(cell, self.evictions[side])
-    }
-
     fn is_fresh(&self, cell: u64, side: usize) -> bool {
-        (self.age(cell, side) as usize) < self.limit
+        (cell_age(cell, self.evictions[side]) as usize) < self.limit
     }
 
     /// Write a ghost `cell` of `side` into its bucket, over the oldest (or a vacant) cell of that side if
@@ -311,13 +308,6 @@ pub struct AdaptivePolicy {
     tuning: Tuning,
 }
 
-/// The 32 bits of the table's 64-bit hash that the policy keeps per slot: the index's tag, so that the
-/// table can unfile a victim with the tag kept here instead of hashing its key again.
-#[inline]
-fn fold(hash: u64) -> u32 {
-    tag_of(hash)
-}
-
 impl AdaptivePolicy {
     pub fn new(capacity: usize) -> Self {
         Self::with_tuning(capacity, Tuning::default())
@@ -403,7 +393,7 @@ impl AdaptivePolicy {
 
     /// A new entry was stored in `slot`.
     pub fn on_insert(&mut self, slot: u32, hash: u64) {
-        let h = fold(hash);
+        let h = tag_of(hash);
         let estimate = if self.last_miss.take() == Some(h) {
             self.sketch.frequency(h)
         } else {
@@ -455,7 +445,7 @@ impl AdaptivePolicy {
 
     /// The entry in `slot` was read (get hit) or rewritten (overwrite, incr).
     pub fn on_hit(&mut self, slot: u32, hash: u64) {
-        self.hit(slot, fold(hash));
+        self.hit(slot, tag_of(hash));
     }
 
     /// As `on_hit`, with the hash recorded when the entry was inserted: the table need not hash the
@@ -510,7 +500,7 @@ impl AdaptivePolicy {
 
     /// A `get` missed: the key's frequency is counted, and if it was evicted lately the window adapts.
     pub fn on_miss(&mut self, hash: u64) {
-        let h = fold(hash);
+        let h = tag_of(hash);
         self.sketch.increment(h);
         self.last_miss = Some(h);
         match self.ghosts.take(h) {
@@ -750,7 +740,7 @@ impl AdaptivePolicy {
 mod tests {
     use std::collections::HashMap;
 
-    use super::{fold, AdaptivePolicy, Ghosts, FROM_MAIN, FROM_WINDOW};
+    use super::{tag_of, AdaptivePolicy, Ghosts, FROM_MAIN, FROM_WINDOW};
 
     /// Drives the policy as `Table` does: a slab of keys with slots reused after removal.
     struct Driver {
@@ -838,14 +828,14 @@ mod tests {
     /// Record the evictions of `keys`, in order, from `side`.
     fn record_all(g: &mut Ghosts, keys: std::ops::Range<u64>, side: usize) {
         for key in keys {
-            g.record(fold(hash(key)), side);
+            g.record(tag_of(hash(key)), side);
         }
     }
 
     #[test]
     fn a_ghost_is_remembered_until_limit_evictions_from_its_side_follow() {
         let mut g = ghosts(100);
-        let h = fold(hash(1));
+        let h = tag_of(hash(1));
         g.record(h, FROM_MAIN);
         record_all(&mut g, 1_000..1_099, FROM_MAIN);
         assert_eq!(g.take(h), Some(FROM_MAIN), "99 later evictions: still a ghost");
@@ -866,7 +856,7 @@ mod tests {
         let keys = 0..50_000u64;
         for key in keys.clone() {
             let side = if key % 3 == 0 { FROM_WINDOW } else { FROM_MAIN };
-            g.record(fold(hash(key)), side);
+            g.record(tag_of(hash(key)), side);
         }
         assert_eq!(g.buckets.len(), g.target_buckets());
         // A bucket (64 bytes) per 0.75 to 1.5 of a side's ghosts.
@@ -877,11 +867,11 @@ mod tests {
         let stale = keys.clone().rev().filter(|k| k % 3 == 0).skip(limit).take(limit);
         let found_window = fresh_window
             .iter()
-            .filter(|&&k| g.take(fold(hash(k))) == Some(FROM_WINDOW))
+            .filter(|&&k| g.take(tag_of(hash(k))) == Some(FROM_WINDOW))
             .count();
         let found_main = fresh_main
             .iter()
-            .filter(|&&k| g.take(fold(hash(k))) == Some(FROM_MAIN))
+            .filter(|&&k| g.take(tag_of(hash(k))) == Some(FROM_MAIN))
             .count();
         assert!(
             found_window >= limit * 98 / 100,
@@ -889,7 +879,7 @@ mod tests {
         );
         assert!(found_main >= limit * 98 / 100, "{found_main} of {limit} main ghosts");
         assert!(
-            stale.clone().all(|k| g.take(fold(hash(k))).is_none()),
+            stale.clone().all(|k| g.take(tag_of(hash(k))).is_none()),
             "an aged-out ghost was found"
         );
     }
@@ -897,7 +887,7 @@ mod tests {
     #[test]
     fn a_key_evicted_twice_keeps_one_ghost_of_the_side_it_left_last() {
         let mut g = ghosts(100);
-        let h = fold(hash(7));
+        let h = tag_of(hash(7));
         g.record(h, FROM_MAIN);
         g.record(h, FROM_WINDOW);
         // Later evictions from the window age its ghost past the main one's: the later eviction counts.
@@ -922,7 +912,7 @@ mod tests {
             "{} buckets from {before}",
             g.buckets.len()
         );
-        assert_eq!(g.take(fold(hash(999))), Some(FROM_WINDOW), "growing keeps the ghosts");
+        assert_eq!(g.take(tag_of(hash(999))), Some(FROM_WINDOW), "growing keeps the ghosts");
     }
 
     #[test]
@@ -933,15 +923,15 @@ mod tests {
         g.set_limit(100);
         assert!(g.buckets.len() < large && g.buckets.len() <= g.target_buckets());
         assert_eq!(
-            g.take(fold(hash(19_999))),
+            g.take(tag_of(hash(19_999))),
             Some(FROM_WINDOW),
             "the freshest survive the shrink"
         );
         g.clear();
-        assert_eq!(g.take(fold(hash(19_998))), None);
+        assert_eq!(g.take(tag_of(hash(19_998))), None);
         g.set_limit(0);
-        g.record(fold(hash(1)), FROM_MAIN);
-        assert_eq!(g.take(fold(hash(1))), None, "no ghosts without a limit");
+        g.record(tag_of(hash(1)), FROM_MAIN);
+        assert_eq!(g.take(tag_of(hash(1))), None, "no ghosts without a limit");
     }
 
     #[test]
