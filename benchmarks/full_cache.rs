@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use django_rustcache::store::{Eviction, Limits, Now, Record, Store, Timestamp, Ttl};
+use django_rustcache::store::{Eviction, Limits, Now, Record, Store, Ttl};
 
 /// Calls per timed batch.
 const BATCH: usize = 20_000;
@@ -44,7 +44,7 @@ fn main() {
         only.as_deref().is_none_or(|o| o == "lru" || o == "adaptive"),
         "unknown policy {only:?}: lru or adaptive"
     );
-    let now = Now::at(Timestamp::from_nanos(1_000_000_000));
+    let now = Now::at_secs(1.0);
     let ttl = Ttl::Seconds(3600.0);
     // With CULL_FREQUENCY = MAX_ENTRIES a cull of a full cache removes one entry, as "adaptive" does.
     let limits = Limits {

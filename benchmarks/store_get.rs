@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use django_rustcache::store::{Eviction, Limits, Now, Record, Store, Timestamp, Ttl};
+use django_rustcache::store::{Eviction, Limits, Now, Record, Store, Ttl};
 
 const ENTRIES: u64 = 10_000;
 
@@ -22,7 +22,7 @@ fn main() {
         Some(other) => panic!("unknown policy {other:?}: lru or adaptive"),
     };
     assert!(gets > 0 && rounds > 0, "gets per round and rounds must be positive");
-    let now = Now::at(Timestamp::from_nanos(1_000_000_000));
+    let now = Now::at_secs(1.0);
     let limits = Limits {
         max_entries: i64::MAX,
         ..Limits::default()

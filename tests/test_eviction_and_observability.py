@@ -40,9 +40,17 @@ def test_adaptive_eviction_resists_a_scan():
 
 def test_aliases_sharing_a_location_must_agree_on_eviction():
     location = f"obs-{uuid.uuid4()}"
-    RustCache(location, {"OPTIONS": {"EVICTION": "adaptive"}})
-    with pytest.raises(ImproperlyConfigured, match="EVICTION"):
-        RustCache(location, {"OPTIONS": {"EVICTION": "lru"}})
+    RustCache(location, {"OPTIONS": {"EVICTION": "adaptive"}}).set("k", 1)
+    # Building the conflicting alias succeeds (Django's checks build every alias); using it raises.
+    other = RustCache(location, {"OPTIONS": {"EVICTION": "lru"}})
+    for use in (
+        lambda: other.get("k"),
+        lambda: other.set("k", 2),
+        other.stats,
+        lambda: other.lock("l").acquire(blocking=False),
+    ):
+        with pytest.raises(ImproperlyConfigured, match="EVICTION"):
+            use()
 
 
 def test_stats_count_what_happened():
@@ -72,10 +80,12 @@ def test_byte_budget_is_never_exceeded_and_refusals_are_logged(caplog):
             cache.set(f"k{i:02}", "x" * 100)
             assert cache.stats()["bytes"] <= budget
         cache.set("k49", "y" * budget)
-    assert cache.get("k49") == "x" * 100, "a refused value leaves the old one"
-    assert cache.stats()["entries"] == 10
+    assert cache.get("k49") is None, "a refused value removes the old one: nobody reads what was replaced"
+    assert cache.stats()["entries"] == 9
+    assert cache.stats()["refused"] == 1
     refusals = [r for r in caplog.records if r.levelno == logging.WARNING and "MAX_BYTES" in r.getMessage()]
     assert [r.name for r in refusals] == ["django_rustcache.store"]
+    assert "old value was removed" in refusals[0].getMessage()
 
 
 def test_bulk_culls_are_logged_at_once_and_single_evictions_as_a_summary(caplog):

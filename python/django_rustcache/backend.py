@@ -42,6 +42,7 @@ def _warn_about_key(key: str, stacklevel: int = 3) -> None:
         warnings.warn(warning, CacheKeyWarning, stacklevel=stacklevel)
 
 
+_UNSET = object()
 _I64 = (-(2**63), 2**63 - 1)
 _I32 = (-(2**31), 2**31 - 1)
 
@@ -65,43 +66,24 @@ def _location_key(name: Any) -> str:
     return "\x00" + repr(name)
 
 
-class _HandleSetting:
-    """An instance setting the native handle was built from: assigning it rebuilds the handle, so
-    ``cache._max_entries = -1`` (as Django's test suite does) takes effect at once. A value the handle
-    cannot take is refused and the old one kept."""
+# The instance settings the native handle is built from: assigning one (``cache._max_entries = -1``, as
+# Django's test suite does, or ``cache.pickle_protocol = 2``, which LocMemCache reads at every set)
+# rebuilds the handle, so it takes effect at once.
+_HANDLE_SETTINGS = frozenset(
+    {"default_timeout", "key_prefix", "version", "key_func", "_max_entries", "_cull_frequency", "pickle_protocol"}
+)
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        self.slot = "_setting" + name
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        try:
-            return instance.__dict__[self.slot]
-        except KeyError:
-            raise AttributeError(self.name) from None
+class _Unusable:
+    """Stands in for a handle that could not be built because the settings conflict with a store this
+    process already has: building the backend succeeds (Django's checks framework builds every alias,
+    and our checks report the conflict), and its first operation raises."""
 
-    def __set__(self, instance: Any, value: Any) -> None:
-        missing = object()
-        old = instance.__dict__.get(self.slot, missing)
-        instance.__dict__[self.slot] = value
-        if "_state" not in instance.__dict__:
-            return
-        try:
-            instance._build_native()
-        except BaseException:
-            if old is missing:
-                del instance.__dict__[self.slot]
-            else:
-                instance.__dict__[self.slot] = old
-            raise
+    def __init__(self, message: str) -> None:
+        self._message = message
 
-    def __delete__(self, instance: Any) -> None:
-        try:
-            del instance.__dict__[self.slot]
-        except KeyError:
-            raise AttributeError(self.name) from None
+    def __getattr__(self, name: str) -> Any:
+        raise ImproperlyConfigured(self._message)
 
 
 class RustCache(ExtrasMixin, BaseCache):
@@ -110,13 +92,6 @@ class RustCache(ExtrasMixin, BaseCache):
 
     pickle_protocol = pickle.HIGHEST_PROTOCOL
 
-    default_timeout = _HandleSetting()
-    key_prefix = _HandleSetting()
-    version = _HandleSetting()
-    key_func = _HandleSetting()
-    _max_entries = _HandleSetting()
-    _cull_frequency = _HandleSetting()
-
     def __init__(self, name: str, params: dict[str, Any]) -> None:
         super().__init__(params)
         self._location = _location_key(name)
@@ -124,6 +99,32 @@ class RustCache(ExtrasMixin, BaseCache):
         if self._options.pickle_protocol is not None:
             self.pickle_protocol = self._options.pickle_protocol
         self._build_native()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _HANDLE_SETTINGS or "_state" not in self.__dict__:
+            object.__setattr__(self, name, value)
+            return
+        self._rebuild_with(name, value)
+
+    def _rebuild_with(self, name: str, value: Any) -> None:
+        """Change one handle setting and rebuild the handle; a value it cannot take is refused and the
+        old one kept."""
+        old = self.__dict__.get(name, _UNSET)
+        self._assign(name, value)
+        try:
+            self._build_native()
+        except BaseException:
+            self._assign(name, old)
+            raise
+
+    def _assign(self, name: str, value: Any) -> None:
+        if value is _UNSET:
+            self.__dict__.pop(name, None)
+        else:
+            self.__dict__[name] = value
+
+    # Deleting a setting (``mock.patch.object`` does, to restore a class attribute) leaves the handle
+    # as it was built; the next assignment rebuilds it.
 
     def _build_native(self) -> None:
         cls = type(self)
@@ -139,8 +140,11 @@ class RustCache(ExtrasMixin, BaseCache):
             cls.get is RustCache.get and cls.set is RustCache.set and cls.delete is RustCache.delete
         )
         protocol = self.pickle_protocol
+        # A subclass's get_backend_timeout (capping or jittering timeouts) decides every deadline, as
+        # LocMemCache calls it at every write.
+        hook = self.get_backend_timeout if cls.get_backend_timeout is not BaseCache.get_backend_timeout else None
         try:
-            native = _core.Cache(
+            native: Any = _core.Cache(
                 self._location,
                 key_prefix=self.key_prefix,
                 version=self.version,
@@ -154,16 +158,17 @@ class RustCache(ExtrasMixin, BaseCache):
                 key_warner=_warn_about_key,
                 python_clock=self._options.clock == "python",
                 eviction=self._options.eviction,
+                timeout_hook=hook,
             )
         except _core.EvictionConflict as exc:
-            raise ImproperlyConfigured(f"RustCache OPTIONS['EVICTION']: {exc}") from exc
+            native = _Unusable(f"RustCache OPTIONS['EVICTION']: {exc}")
         # One attribute, published last: a thread reading it mid-rebuild sees the old pair or the new
         # one, never a mix (keys made in Python handed to a handle that makes them again).
         self._state = (verbatim, native)
         # The hottest call skips this class: when the handle makes the keys and no subclass has its own
         # `get`, the instance's `get` is the handle's (a bound method of the new handle, consistent on
         # its own; a thread still holding the old one uses the old handle whole).
-        if not verbatim and cls.get is RustCache.get:
+        if not verbatim and cls.get is RustCache.get and not isinstance(native, _Unusable):
             self.__dict__["get"] = native.direct_get
         else:
             self.__dict__.pop("get", None)

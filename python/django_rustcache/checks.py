@@ -2,6 +2,8 @@
 app). They read the settings only: no cache is built.
 
 - ``django_rustcache.E001``: ``OPTIONS`` that RustCache would reject on first use.
+- ``django_rustcache.E002``: aliases sharing a ``LOCATION`` with different ``EVICTION`` (one store keeps
+  one policy: the alias built second would fail at its first operation).
 - ``django_rustcache.W001``: ``MAX_ENTRIES`` left at Django's default of 300 on a site not in DEBUG.
 - ``django_rustcache.W002``: aliases sharing a ``LOCATION`` with different limits (each writer culls
   the shared store by its own).
@@ -49,6 +51,14 @@ def _limits(params: dict[str, Any]) -> tuple[int, int, Any]:
     return max_entries, cull, options.get("MAX_BYTES")
 
 
+def _eviction(params: dict[str, Any]) -> str | None:
+    """The alias's eviction policy; None if its OPTIONS are invalid (E001 says so)."""
+    try:
+        return parse_options(params.get("OPTIONS") or {}).eviction
+    except ImproperlyConfigured:
+        return None
+
+
 def _alias(alias: str) -> str:
     return f"CACHES[{alias!r}]"
 
@@ -80,6 +90,17 @@ def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
     for location, aliases in by_location.items():
         if len(aliases) < 2:
             continue
+        evictions = {alias: _eviction(rust[alias]) for alias in aliases}
+        if len({e for e in evictions.values() if e is not None}) > 1:
+            detail = ", ".join(f"{alias}: EVICTION={e!r}" for alias, e in evictions.items() if e is not None)
+            messages.append(
+                checks.Error(
+                    f"Aliases {', '.join(map(repr, aliases))} share LOCATION {location!r} with different eviction "
+                    f"policies ({detail}): one store keeps one policy, so whichever alias is used second fails.",
+                    hint="Give them the same OPTIONS['EVICTION'], or different LOCATIONs.",
+                    id="django_rustcache.E002",
+                )
+            )
         limits = {alias: _limits(rust[alias]) for alias in aliases}
         if len(set(limits.values())) > 1:
             detail = "; ".join(

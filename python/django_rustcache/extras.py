@@ -118,10 +118,16 @@ class ExtrasMixin:
         return native.touch(key, _seconds(timeout), version)
 
     def pexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
-        """As `expire`, with `timeout` in milliseconds (or a ``timedelta``)."""
+        """As `expire`, with `timeout` in milliseconds (or a ``timedelta``; ``DEFAULT_TIMEOUT``: the
+        alias's ``TIMEOUT``)."""
         if timeout is None:
             raise TypeError("pexpire() needs a timeout in milliseconds; persist() removes a key's expiry.")
-        seconds = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout / 1000
+        if timeout is DEFAULT_TIMEOUT:
+            seconds = timeout  # the alias's TIMEOUT, as expire() applies it
+        elif isinstance(timeout, datetime.timedelta):
+            seconds = timeout.total_seconds()
+        else:
+            seconds = timeout / 1000
         native, key = self._keyed(key, version)
         return native.touch(key, seconds, version)
 

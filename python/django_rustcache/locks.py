@@ -3,24 +3,30 @@
 The lock *is* a cache entry, as with django-redis: ``add`` of a random token under the lock's key, with
 the lock's ``timeout`` as the entry's, so a holder that dies or forgets cannot block the others past
 ``timeout``; ``release`` removes the entry only if it still holds this holder's token
-(``delete_if_equal``, one atomic step in the store).
+(``delete_if_equal``, one atomic step in the store). The entry is *pinned* (``lock_add``): it stays out
+of the eviction order, so however full the cache, a held lock is never culled or evicted for room (it
+still expires at its ``timeout``, and ``clear()`` or ``delete()`` remove it as any entry).
 
 Waiting is fair to the threads (and asyncio tasks) of the process: each lock name keeps a FIFO of its
 waiters, each waiting on a primitive of its own (a ``threading.Event``, whose wait releases the GIL, or an
 ``asyncio.Event`` woken through its loop). A newcomer that finds waiters queues behind them instead of
 barging in; only the head of the queue tries the store. ``release`` wakes the head at once; an entry that
 expires (or is deleted by ``clear()``) is noticed by the head, which polls every ``sleep`` seconds.
+
+The head is the first waiter that can take its turn (``waiters.choose``): a task whose loop closed is
+dropped, and a task whose loop's thread is blocked in a sync ``acquire`` of the same lock is passed over
+until that call returns, so a sync caller never waits on a task its own wait keeps from running. Every
+waiter looks again at least every ``waiters.POLL`` seconds. A forked child starts with no queues.
 """
 
-import asyncio
-import contextlib
+import os
 import threading
 import time
 import uuid
 from collections import deque
 from typing import Any
 
-from .waiters import TaskWaiter, ThreadWaiter
+from .waiters import TaskWaiter, ThreadWaiter, blocking_wait, choose
 
 # freezegun replaces ``time.monotonic`` (and every module attribute bound to it) while it freezes time;
 # a frozen clock would make ``blocking_timeout`` wait forever. A dict entry is out of its reach.
@@ -39,14 +45,40 @@ class LockNotOwnedError(LockError):
     """The lock is no longer held by this holder: it expired, or another holder has it now."""
 
 
-# (LOCATION, full key) -> waiters, head first. A name is present only while it has waiters.
+# (LOCATION, full key) -> waiters, in the order they came. A name is present only while it has waiters.
 _mutex = threading.Lock()
 _queues: dict[tuple[str, str], deque] = {}
 
 
+def _reset_after_fork() -> None:
+    """A forked child has only the thread that forked: the parent's waiters are not there to take the
+    lock, and the mutex may have been held by a thread that no longer exists."""
+    global _mutex, _queues
+    _mutex = threading.Lock()
+    _queues = {}
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _head_of(name: tuple[str, str]) -> Any:
+    """With the mutex held: the waiter whose turn it is (``waiters.choose``: a task that cannot run now is
+    passed over), after dropping the dead (a task whose loop closed will never leave by itself)."""
+    queue = _queues.get(name)
+    if queue is None:
+        return None
+    head = choose(list(queue))
+    for waiter in list(queue):
+        if not waiter.alive():
+            queue.remove(waiter)
+    if not queue:
+        del _queues[name]
+    return head
+
+
 def _contended(name: tuple[str, str]) -> bool:
     with _mutex:
-        return name in _queues
+        return _head_of(name) is not None
 
 
 def _enqueue(name: tuple[str, str], waiter: Any) -> None:
@@ -56,26 +88,25 @@ def _enqueue(name: tuple[str, str], waiter: Any) -> None:
 
 def _is_head(name: tuple[str, str], waiter: Any) -> bool:
     with _mutex:
-        return _queues[name][0] is waiter
+        return _head_of(name) is waiter
 
 
 def _leave(name: tuple[str, str], waiter: Any) -> None:
-    """Take `waiter` out of the queue; if it was the head, the next waiter becomes head and is woken."""
+    """Take `waiter` out of the queue and wake whoever's turn it is now."""
     with _mutex:
-        queue = _queues[name]
-        was_head = queue[0] is waiter
-        queue.remove(waiter)
-        head = queue[0] if queue else None
-        if head is None:
-            del _queues[name]
-    if was_head and head is not None:
+        queue = _queues.get(name)
+        if queue is not None and waiter in queue:
+            queue.remove(waiter)
+            if not queue:
+                del _queues[name]
+        head = _head_of(name)
+    if head is not None:
         head.wake()
 
 
 def _wake_head(name: tuple[str, str]) -> None:
     with _mutex:
-        queue = _queues.get(name)
-        head = queue[0] if queue else None
+        head = _head_of(name)
     if head is not None:
         head.wake()
 
@@ -125,7 +156,7 @@ class _LockBase:
     # One native call each: these never wait, so they serve the sync and async locks alike.
 
     def _try(self, token: str) -> bool:
-        return self._native.add(self._key, token, self.timeout, self.version)
+        return self._native.lock_add(self._key, token, self.timeout, self.version)
 
     def _locked(self) -> bool:
         return self._native.has_key(self._key, self.version)
@@ -212,22 +243,25 @@ class Lock(_LockBase):
         if not blocking:
             return False
         waiter = ThreadWaiter()
-        _enqueue(self._queue, waiter)
-        try:
-            while True:
-                # Clear before looking: a wake that comes after the look is kept for the wait below.
-                waiter.event.clear()
-                head = _is_head(self._queue, waiter)
-                if head and self._try(token):
-                    self.local.token = token
-                    return True
-                try:
-                    wait = self._wait_for(head, deadline, sleep)
-                except TimeoutError:
-                    return False
-                waiter.event.wait(wait)
-        finally:
-            _leave(self._queue, waiter)
+        # This thread is blocked from here on: a task of a loop running on it, queued here too, cannot
+        # take its turn until this call returns, so it is passed over meanwhile.
+        with blocking_wait():
+            _enqueue(self._queue, waiter)
+            try:
+                while True:
+                    # Clear before looking: a wake that comes after the look is kept for the wait below.
+                    waiter.event.clear()
+                    head = _is_head(self._queue, waiter)
+                    if head and self._try(token):
+                        self.local.token = token
+                        return True
+                    try:
+                        wait = self._wait_for(head, deadline, sleep)
+                    except TimeoutError:
+                        return False
+                    waiter.wait(wait)
+            finally:
+                _leave(self._queue, waiter)
 
     def release(self) -> None:
         """Give the lock up; raises `LockNotOwnedError` if it expired and was taken meanwhile."""
@@ -288,8 +322,7 @@ class AsyncLock(_LockBase):
                     wait = self._wait_for(head, deadline, sleep)
                 except TimeoutError:
                     return False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.event.wait(), wait)
+                await waiter.wait(wait)
         finally:
             _leave(self._queue, waiter)
 

@@ -2,6 +2,7 @@
 ``BaseCache``'s lenient parsing; ours raise ``ImproperlyConfigured`` naming the bad key or value."""
 
 import pickle
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 DJANGO_OPTIONS = frozenset({"MAX_ENTRIES", "CULL_FREQUENCY"})
 CLOCKS = ("system", "python")
 EVICTION_POLICIES = ("lru", "adaptive")
+MAX_BYTES_LIMIT = 2 * sys.maxsize + 1
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ def parse_options(options: dict[str, Any]) -> Options:
         protocol = _int_option("PICKLE_PROTOCOL", protocol, low=-1, high=pickle.HIGHEST_PROTOCOL)
     max_bytes = options.get("MAX_BYTES")
     if max_bytes is not None:
-        max_bytes = _int_option("MAX_BYTES", max_bytes, low=1)
+        # The store counts bytes in a machine word.
+        max_bytes = _int_option("MAX_BYTES", max_bytes, low=1, high=MAX_BYTES_LIMIT)
     return Options(
         pickle_protocol=protocol,
         max_bytes=max_bytes,

@@ -11,48 +11,59 @@ raises, the exception goes to the leader's caller and the first waiter becomes l
 A caller never waits on a flight whose leader is, directly or through other flights, waiting on the
 caller: the callable of one key may call ``get_or_set`` for the same key (or for a key whose callable
 comes back to this one) and computes it directly instead of deadlocking.
+
+A flight is never left without a leader that can finish it: a leader that stops for any reason (its
+callable raised, ``KeyboardInterrupt``, its task cancelled) hands the lead on; a waiter that cannot run
+(its loop closed, or its loop's thread blocked in a sync ``get_or_set`` of the same key) is passed over;
+and a waiter that finds, after a slice of waiting (``waiters.POLL``), that its leader no longer exists
+takes the lead itself. A forked child starts with no flights (``os.register_at_fork``).
 """
 
 import asyncio
+import os
 import threading
 from collections import deque
 from typing import Any
 
-from .waiters import TaskWaiter, ThreadWaiter
+from .waiters import TaskWaiter, ThreadWaiter, blocking_wait, choose
 
 _MISSING = object()
 
 
 class _Flight:
-    __slots__ = ("done", "leader", "value", "waiters")
+    __slots__ = ("done", "lead", "name", "value", "waiters")
 
-    def __init__(self, leader: Any) -> None:
-        self.leader = leader
+    def __init__(self, name: tuple[str, str], lead: Any) -> None:
+        self.name = name
+        # The waiter of the caller computing the value (None once nobody is).
+        self.lead = lead
         self.waiters: deque = deque()
         self.done = False
         self.value: Any = None
 
 
 class _ThreadWaiter(ThreadWaiter):
-    """A waiting thread, named by `who` for deadlock detection; `promoted` when it must compute."""
+    """A waiting thread, named by `who` for deadlock detection; `leads` once it must compute."""
 
-    __slots__ = ("promoted", "who")
+    __slots__ = ("flight", "leads", "who")
 
     def __init__(self, who: Any) -> None:
         super().__init__()
         self.who = who
-        self.promoted = False
+        self.leads = False
+        self.flight: _Flight | None = None
 
 
 class _TaskWaiter(TaskWaiter):
-    """A waiting task, named by `who` for deadlock detection; `promoted` when it must compute."""
+    """A waiting task, named by `who` for deadlock detection; `leads` once it must compute."""
 
-    __slots__ = ("promoted", "who")
+    __slots__ = ("flight", "leads", "who")
 
     def __init__(self, who: Any) -> None:
         super().__init__()
         self.who = who
-        self.promoted = False
+        self.leads = False
+        self.flight: _Flight | None = None
 
 
 _mutex = threading.Lock()
@@ -60,6 +71,18 @@ _mutex = threading.Lock()
 _flights: dict[tuple[str, str], _Flight] = {}
 # caller -> the flight it waits on: the edges along which a deadlock is looked for.
 _waiting_on: dict[Any, _Flight] = {}
+
+
+def _reset_after_fork() -> None:
+    """A forked child has only the thread that forked: every flight's leader and waiters are gone, and
+    the mutex may have been held by a thread that no longer exists."""
+    global _mutex, _flights, _waiting_on
+    _mutex = threading.Lock()
+    _flights = {}
+    _waiting_on = {}
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 LEAD, WAIT, SOLO = "lead", "wait", "solo"
 
@@ -74,71 +97,103 @@ def _who() -> tuple[int, Any]:
 
 
 def _would_deadlock(flight: _Flight, who: Any) -> bool:
-    leader = flight.leader
+    lead = flight.lead
     seen = set()
-    while leader is not None and leader not in seen:
-        if leader == who:
+    while lead is not None and lead.who not in seen:
+        if lead.who == who:
             return True
-        seen.add(leader)
-        waited = _waiting_on.get(leader)
-        leader = waited.leader if waited is not None else None
+        seen.add(lead.who)
+        waited = _waiting_on.get(lead.who)
+        lead = waited.lead if waited is not None else None
     return False
 
 
-def _join(name: tuple[str, str], waiter: Any) -> tuple[_Flight, str]:
+def _join(name: tuple[str, str], waiter: Any) -> str:
     with _mutex:
         flight = _flights.get(name)
         if flight is None:
-            flight = _flights[name] = _Flight(waiter.who)
-            return flight, LEAD
+            waiter.flight = _flights[name] = _Flight(name, waiter)
+            waiter.leads = True
+            return LEAD
         if _would_deadlock(flight, waiter.who):
-            return flight, SOLO
+            return SOLO
+        waiter.flight = flight
         flight.waiters.append(waiter)
         _waiting_on[waiter.who] = flight
-        return flight, WAIT
+        return WAIT
 
 
-def _succeed(name: tuple[str, str], flight: _Flight, value: Any) -> None:
+def _unqueue(flight: _Flight, waiter: Any) -> None:
+    if waiter in flight.waiters:
+        flight.waiters.remove(waiter)
+    if _waiting_on.get(waiter.who) is flight:
+        del _waiting_on[waiter.who]
+
+
+def _next_lead(flight: _Flight) -> Any:
+    """With the mutex held: hand the flight to the waiter that should compute next (see
+    ``waiters.choose``), dropping dead waiters; or end it if nobody is left. The new lead, if any."""
+    heir = choose(list(flight.waiters))
+    for waiter in list(flight.waiters):
+        if waiter is heir or not waiter.alive():
+            _unqueue(flight, waiter)
+    flight.lead = heir
+    if heir is None:
+        if _flights.get(flight.name) is flight:
+            del _flights[flight.name]
+    else:
+        heir.leads = True
+    return heir
+
+
+def _pass_on(heir: Any) -> None:
+    """Wake a new lead; one whose wake cannot be delivered (its loop closed) is passed over."""
+    while heir is not None and not heir.wake():
+        with _mutex:
+            flight = heir.flight
+            heir = _next_lead(flight) if flight.lead is heir and not flight.done else None
+
+
+def _give_up(waiter: Any) -> None:
+    """`waiter` stops (its callable raised, it was interrupted or cancelled): it leaves the flight, and if
+    it led, the next waiter leads (or the flight ends)."""
+    with _mutex:
+        flight = waiter.flight
+        if flight is None or flight.done:
+            return
+        _unqueue(flight, waiter)
+        heir = _next_lead(flight) if flight.lead is waiter else None
+    _pass_on(heir)
+
+
+def _take_over_if_orphaned(waiter: Any) -> bool:
+    """After a slice of waiting: whether `waiter` should stop waiting (done, told to lead, or taking the
+    lead of a flight whose lead no longer exists)."""
+    with _mutex:
+        flight = waiter.flight
+        if flight.done or waiter.leads:
+            return True
+        lead = flight.lead
+        if lead is not None and lead.alive():
+            return False
+        _unqueue(flight, waiter)
+        flight.lead = waiter
+        waiter.leads = True
+        return True
+
+
+def _succeed(flight: _Flight, value: Any) -> None:
     with _mutex:
         flight.done = True
         flight.value = value
-        if _flights.get(name) is flight:
-            del _flights[name]
+        flight.lead = None
+        if _flights.get(flight.name) is flight:
+            del _flights[flight.name]
         waiters = list(flight.waiters)
-        flight.waiters.clear()
         for waiter in waiters:
-            _waiting_on.pop(waiter.who, None)
+            _unqueue(flight, waiter)
     for waiter in waiters:
         waiter.wake()
-
-
-def _fail(name: tuple[str, str], flight: _Flight) -> None:
-    """The leader gave up: the first waiter leads now, or the flight ends if none is left."""
-    with _mutex:
-        if flight.waiters:
-            heir = flight.waiters.popleft()
-            _waiting_on.pop(heir.who, None)
-            heir.promoted = True
-            flight.leader = heir.who
-        else:
-            heir = None
-            flight.leader = None
-            if _flights.get(name) is flight:
-                del _flights[name]
-    if heir is not None:
-        heir.wake()
-
-
-def _abandon(name: tuple[str, str], flight: _Flight, waiter: Any) -> None:
-    """A waiter leaves before its turn (cancelled, interrupted); if it had been made leader, it passes
-    the lead on."""
-    with _mutex:
-        if waiter in flight.waiters:
-            flight.waiters.remove(waiter)
-            _waiting_on.pop(waiter.who, None)
-        promoted = waiter.promoted and not flight.done
-    if promoted:
-        _fail(name, flight)
 
 
 def _compute(cache: Any, key: Any, default: Any, timeout: Any, version: Any) -> Any:
@@ -151,52 +206,46 @@ def _compute(cache: Any, key: Any, default: Any, timeout: Any, version: Any) -> 
     return value
 
 
-def _lead(cache: Any, name: tuple[str, str], flight: _Flight, key: Any, default: Any, timeout: Any, version: Any):
-    try:
-        value = _compute(cache, key, default, timeout, version)
-    except BaseException:
-        _fail(name, flight)
-        raise
-    _succeed(name, flight, value)
+def _finish(cache: Any, waiter: Any, key: Any, default: Any, timeout: Any, version: Any) -> Any:
+    """After the wait: lead (compute and hand the value to the waiters), or follow (read it)."""
+    flight = waiter.flight
+    if not waiter.leads:
+        value = cache.get(key, _MISSING, version=version)
+        return flight.value if value is _MISSING else value
+    value = _compute(cache, key, default, timeout, version)
+    _succeed(flight, value)
     return value
-
-
-def _follow(cache: Any, flight: _Flight, key: Any, version: Any) -> Any:
-    value = cache.get(key, _MISSING, version=version)
-    return flight.value if value is _MISSING else value
 
 
 def get_or_set(cache: Any, key: Any, default: Any, timeout: Any, version: Any) -> Any:
     """`get_or_set` after a miss, for a callable `default`."""
     name = (cache._location, cache.make_key(key, version=version))
     waiter = _ThreadWaiter(_who())
-    flight, role = _join(name, waiter)
-    if role is SOLO:
-        return _compute(cache, key, default, timeout, version)
-    if role is WAIT:
-        try:
-            waiter.event.wait()
-        except BaseException:
-            _abandon(name, flight, waiter)
-            raise
-        if not waiter.promoted:
-            return _follow(cache, flight, key, version)
-    return _lead(cache, name, flight, key, default, timeout, version)
+    try:
+        if _join(name, waiter) is SOLO:
+            return _compute(cache, key, default, timeout, version)
+        if not waiter.leads:
+            with blocking_wait():
+                while not (waiter.wait(None) and (waiter.leads or waiter.flight.done)):
+                    if _take_over_if_orphaned(waiter):
+                        break
+        return _finish(cache, waiter, key, default, timeout, version)
+    except BaseException:
+        _give_up(waiter)
+        raise
 
 
 async def aget_or_set(cache: Any, key: Any, default: Any, timeout: Any, version: Any) -> Any:
     """`get_or_set` after a miss, for a callable `default`, waiting without blocking the event loop."""
     name = (cache._location, cache.make_key(key, version=version))
     waiter = _TaskWaiter(_who())
-    flight, role = _join(name, waiter)
-    if role is SOLO:
-        return _compute(cache, key, default, timeout, version)
-    if role is WAIT:
-        try:
-            await waiter.event.wait()
-        except BaseException:
-            _abandon(name, flight, waiter)
-            raise
-        if not waiter.promoted:
-            return _follow(cache, flight, key, version)
-    return _lead(cache, name, flight, key, default, timeout, version)
+    try:
+        if _join(name, waiter) is SOLO:
+            return _compute(cache, key, default, timeout, version)
+        while not waiter.leads:
+            if (await waiter.wait(None) and waiter.flight.done) or _take_over_if_orphaned(waiter):
+                break
+        return _finish(cache, waiter, key, default, timeout, version)
+    except BaseException:
+        _give_up(waiter)
+        raise

@@ -7,15 +7,15 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
+use super::clock::Clock;
 use super::errors;
-use super::keys::{key_to_str, needs_warning, push_str_of};
+use super::keys::{key_to_str, KeyMaker, FACE_STACKLEVEL};
 use super::payload::{decode_in_lock, encode, Decoded, Held, STR};
 use super::registry::{store_for, SharedStore};
-use super::timeout::ttl_from_py;
+use super::timeout::Timeouts;
 use crate::store::{Eviction, Limits, Now, Record, StoreError, Timestamp, Ttl};
 
 pyo3::create_exception!(
@@ -25,28 +25,15 @@ pyo3::create_exception!(
     "A LOCATION's store already uses another eviction policy."
 );
 
-/// The `time` module's namespace.
-static TIME_MODULE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
-
 /// A backend instance's handle on the store of its LOCATION.
 #[pyclass(frozen, name = "Cache", module = "django_rustcache._core")]
 pub struct PyCache {
     store: SharedStore,
-    prefix: Box<[u8]>,
-    version: Box<[u8]>,
-    default_ttl: Ttl,
-    /// Django's `DEFAULT_TIMEOUT` sentinel: a `timeout` that *is* this object means "the default".
-    timeout_sentinel: Py<PyAny>,
+    keys: KeyMaker,
+    timeouts: Timeouts,
     limits: Limits,
     protocol: i32,
-    /// False when the instance makes its keys in Python (a custom `KEY_FUNCTION`, or an overridden
-    /// `make_key`/`validate_key`): keys then arrive made and checked, and are used as they are.
-    make_keys: bool,
-    /// Called with the full key when `needs_warning` says Django would warn about it.
-    key_warner: Py<PyAny>,
-    /// Read Python's `time.time()` (and so follow time-machine or freezegun) instead of the system
-    /// clock.
-    python_clock: bool,
+    clock: Clock,
 }
 
 impl PyCache {
@@ -62,47 +49,9 @@ impl PyCache {
         }
     }
 
-    /// The full key, for a method the face calls from one of its own (so a key warning is
-    /// attributed three frames up: past the warner and the face's method, to the caller's line).
+    /// The full key, for a method the face calls from one of its own.
     fn key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-        self.key_warned_at(key, version, 3)
-    }
-
-    /// The full key; a key warning is attributed `stacklevel` Python frames up.
-    fn key_warned_at(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>, stacklevel: u8) -> PyResult<Vec<u8>> {
-        let mut buf = Vec::with_capacity(self.prefix.len() + self.version.len() + 32);
-        if !self.make_keys {
-            push_str_of(&mut buf, key)?;
-            return Ok(buf);
-        }
-        buf.extend_from_slice(&self.prefix);
-        buf.push(b':');
-        if version.is_none() {
-            buf.extend_from_slice(&self.version);
-        } else {
-            push_str_of(&mut buf, version)?;
-        }
-        buf.push(b':');
-        push_str_of(&mut buf, key)?;
-        if needs_warning(&buf) {
-            let py = key.py();
-            self.key_warner.call1(py, (key_to_str(py, &buf)?, stacklevel))?;
-        }
-        Ok(buf)
-    }
-
-    fn keys<'py>(
-        &self,
-        keys: &Bound<'py, PyAny>,
-        version: &Bound<'py, PyAny>,
-    ) -> PyResult<Vec<(Bound<'py, PyAny>, Vec<u8>)>> {
-        keys.try_iter()?
-            .map(|key| {
-                let key = key?;
-                let made = self.key(&key, version)?;
-                Ok((key, made))
-            })
-            .collect()
+        self.keys.make(key, version, FACE_STACKLEVEL)
     }
 
     /// The made key and the current time: how every single-key operation starts.
@@ -120,33 +69,15 @@ impl PyCache {
         now: &Now,
         read_when_present: bool,
     ) -> PyResult<Option<Ttl>> {
-        match self.resolve_ttl(timeout) {
+        match self.timeouts.resolve(timeout) {
             Ok(ttl) => Ok(Some(ttl)),
             Err(err) if self.store.with(|t| t.contains(key, now)) == read_when_present => Err(err),
             Err(_) => Ok(None),
         }
     }
 
-    fn resolve_ttl(&self, timeout: &Bound<'_, PyAny>) -> PyResult<Ttl> {
-        if timeout.is(&self.timeout_sentinel) {
-            Ok(self.default_ttl)
-        } else {
-            ttl_from_py(timeout)
-        }
-    }
-
     fn now(&self, py: Python<'_>) -> PyResult<Now> {
-        if !self.python_clock {
-            return Ok(Now::system());
-        }
-        // Look `time.time` up in the module's dict on every call, so a replacement (freezegun) is
-        // seen; time-machine patches the builtin itself, which any reference sees.
-        let time = TIME_MODULE.get_or_try_init(py, || py.import("time").map(|m| m.dict().unbind()))?;
-        let Some(now_fn) = time.bind(py).get_item(intern!(py, "time"))? else {
-            return Ok(Now::system());
-        };
-        let secs: f64 = now_fn.call0()?.extract()?;
-        Ok(Now::at_secs(secs))
+        self.clock.now(py)
     }
 }
 
@@ -155,7 +86,8 @@ impl PyCache {
     #[new]
     #[pyo3(signature = (
         location, *, key_prefix, version, default_timeout, timeout_sentinel, max_entries,
-        cull_frequency, max_bytes, pickle_protocol, make_keys, key_warner, python_clock, eviction = "lru"
+        cull_frequency, max_bytes, pickle_protocol, make_keys, key_warner, python_clock, eviction = "lru",
+        timeout_hook = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -172,6 +104,7 @@ impl PyCache {
         key_warner: Py<PyAny>,
         python_clock: bool,
         eviction: &str,
+        timeout_hook: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let eviction = match eviction {
             "lru" => Eviction::Lru,
@@ -184,25 +117,17 @@ impl PyCache {
                  LOCATION must use the same EVICTION"
             ))
         })?;
-        let mut prefix = Vec::new();
-        push_str_of(&mut prefix, key_prefix)?;
-        let mut default_version = Vec::new();
-        push_str_of(&mut default_version, version)?;
         Ok(Self {
             store,
-            prefix: prefix.into(),
-            version: default_version.into(),
-            default_ttl: ttl_from_py(default_timeout)?,
-            timeout_sentinel,
+            keys: KeyMaker::new(key_prefix, version, make_keys, key_warner)?,
+            timeouts: Timeouts::new(default_timeout, timeout_sentinel, timeout_hook)?,
             limits: Limits {
                 max_entries,
                 cull_frequency,
                 max_bytes,
             },
             protocol: pickle_protocol,
-            make_keys,
-            key_warner,
-            python_clock,
+            clock: Clock { python: python_clock },
         })
     }
 
@@ -229,14 +154,14 @@ impl PyCache {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = key.py();
         let none = py.None().into_bound(py);
-        let made = self.key_warned_at(key, version.unwrap_or(&none), 2)?;
+        let made = self.keys.make(key, version.unwrap_or(&none), 2)?;
         self.get_made(&made, default.unwrap_or(&none))
     }
 
     /// A dict of the keys found, in the order asked for.
     fn get_many<'py>(&self, keys: &Bound<'py, PyAny>, version: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
         let py = keys.py();
-        let keys = self.keys(keys, version)?;
+        let keys = self.keys.make_all(keys, version)?;
         let now = self.now(py)?;
         let found: Vec<(usize, Decoded<'py>)> = self.store.with(|t| {
             keys.iter()
@@ -252,7 +177,7 @@ impl PyCache {
     }
 
     /// Store `value` under `key`. A value larger than the byte budget is not stored (the store logs
-    /// a warning) and the old value stays.
+    /// a warning) and the key's old value is removed.
     fn set(
         &self,
         key: &Bound<'_, PyAny>,
@@ -263,7 +188,7 @@ impl PyCache {
         let py = key.py();
         let key = self.key(key, version)?;
         let record = encode(&key, value, self.protocol)?;
-        let ttl = self.resolve_ttl(timeout)?;
+        let ttl = self.timeouts.resolve(timeout)?;
         let now = self.now(py)?;
         // A refusal (TooLarge) is reported by the store's log; `set` returns None either way.
         let _ = self.store.with(|t| t.set(record, ttl, &self.limits, &now));
@@ -291,8 +216,30 @@ impl PyCache {
             .unwrap_or(false))
     }
 
+    /// `add` for `cache.lock()`: the entry is pinned, kept out of the eviction order, so however full
+    /// the cache a held lock is never culled or evicted for room (it still expires at its timeout, and
+    /// is an ordinary entry to every other method).
+    fn lock_add(
+        &self,
+        key: &Bound<'_, PyAny>,
+        token: &Bound<'_, PyString>,
+        timeout: &Bound<'_, PyAny>,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let py = key.py();
+        let key = self.key(key, version)?;
+        let mut item = encode(&key, token, self.protocol)?;
+        item.record.pin();
+        let now = self.now(py)?;
+        let ttl = self.timeouts.resolve(timeout)?;
+        Ok(self
+            .store
+            .with(|t| t.add(item, ttl, &self.limits, &now))
+            .unwrap_or(false))
+    }
+
     /// Store every item of `data`; the keys that could not be stored (too large for the byte
-    /// budget). Every value is pickled before anything is stored, so a pickling error stores
+    /// budget: their old values are removed). Every value is pickled before anything is stored, so a pickling error stores
     /// nothing.
     fn set_many<'py>(
         &self,
@@ -321,7 +268,7 @@ impl PyCache {
         if items.is_empty() {
             return Ok(PyList::empty(py));
         }
-        let ttl = self.resolve_ttl(timeout)?;
+        let ttl = self.timeouts.resolve(timeout)?;
         let now = self.now(py)?;
         let refused: Vec<usize> = self.store.with(|t| {
             items
@@ -354,7 +301,7 @@ impl PyCache {
     /// Remove every key given; how many live values were removed.
     fn delete_many(&self, keys: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<usize> {
         let py = keys.py();
-        let keys = self.keys(keys, version)?;
+        let keys = self.keys.make_all(keys, version)?;
         let now = self.now(py)?;
         Ok(self
             .store
@@ -377,11 +324,13 @@ impl PyCache {
     /// (Redis's `TTL` conventions, which the face turns into django-redis's).
     fn ttl(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<f64> {
         let (key, now) = self.key_and_now(key, version)?;
-        let at = now.get();
         Ok(match self.store.with(|t| t.deadline(&key, &now)) {
             None => -2.0,
-            Some(Timestamp::NEVER) => -1.0,
-            Some(deadline) => (deadline.as_nanos() - at.as_nanos().min(deadline.as_nanos())) as f64 / 1e9,
+            // A NaN deadline (written under a NaN clock, as LocMemCache would) never expires either.
+            Some(deadline) if deadline == Timestamp::NEVER || deadline.as_secs_f64().is_nan() => -1.0,
+            // To the microsecond: two clock readings near 1.7e9 s differ from the true interval by up
+            // to a quarter of one (float rounding), and `pttl` must see 6.6 s, not 6.5999999 s.
+            Some(deadline) => (((deadline.as_secs_f64() - now.secs()) * 1e6).round() / 1e6).max(0.0),
         })
     }
 
@@ -456,6 +405,7 @@ impl PyCache {
         stats.set_item("deletes", c.deletes)?;
         stats.set_item("evictions", c.evictions)?;
         stats.set_item("expirations", c.expirations)?;
+        stats.set_item("refused", c.refused)?;
         stats.set_item("entries", snap.entries)?;
         stats.set_item("bytes", snap.bytes)?;
         stats.set_item("max_entries", self.limits.max_entries)?;

@@ -11,6 +11,80 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyString};
 
+/// How one backend instance makes its keys: Django's `prefix:version:key`, with Django's key
+/// warnings; or, when the instance makes keys in Python (a custom `KEY_FUNCTION`, an overridden
+/// `make_key`/`validate_key`), the key as given. Shared by every handle.
+pub(crate) struct KeyMaker {
+    prefix: Box<[u8]>,
+    version: Box<[u8]>,
+    /// False when keys arrive made and checked, to be used as they are.
+    make_keys: bool,
+    /// Called with the full key and a stack level when `needs_warning` says Django would warn.
+    warner: Py<PyAny>,
+}
+
+impl KeyMaker {
+    pub(crate) fn new(
+        key_prefix: &Bound<'_, PyAny>,
+        version: &Bound<'_, PyAny>,
+        make_keys: bool,
+        warner: Py<PyAny>,
+    ) -> PyResult<Self> {
+        let mut prefix = Vec::new();
+        push_str_of(&mut prefix, key_prefix)?;
+        let mut default_version = Vec::new();
+        push_str_of(&mut default_version, version)?;
+        Ok(Self {
+            prefix: prefix.into(),
+            version: default_version.into(),
+            make_keys,
+            warner,
+        })
+    }
+
+    /// The full key; a key warning is attributed `stacklevel` Python frames up.
+    pub(crate) fn make(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>, stacklevel: u8) -> PyResult<Vec<u8>> {
+        let mut buf = Vec::with_capacity(self.prefix.len() + self.version.len() + 32);
+        if !self.make_keys {
+            push_str_of(&mut buf, key)?;
+            return Ok(buf);
+        }
+        buf.extend_from_slice(&self.prefix);
+        buf.push(b':');
+        if version.is_none() {
+            buf.extend_from_slice(&self.version);
+        } else {
+            push_str_of(&mut buf, version)?;
+        }
+        buf.push(b':');
+        push_str_of(&mut buf, key)?;
+        if needs_warning(&buf) {
+            let py = key.py();
+            self.warner.call1(py, (key_to_str(py, &buf)?, stacklevel))?;
+        }
+        Ok(buf)
+    }
+
+    /// Each key of `keys` with its full key, for a method the face calls from one of its own.
+    pub(crate) fn make_all<'py>(
+        &self,
+        keys: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<(Bound<'py, PyAny>, Vec<u8>)>> {
+        keys.try_iter()?
+            .map(|key| {
+                let key = key?;
+                let made = self.make(&key, version, FACE_STACKLEVEL)?;
+                Ok((key, made))
+            })
+            .collect()
+    }
+}
+
+/// Where a key warning points for a method the face calls from one of its own: past the warner and
+/// the face's method, to the caller's line.
+pub(crate) const FACE_STACKLEVEL: u8 = 3;
+
 /// Memcached's key limit, in characters (Django's `MEMCACHE_MAX_KEY_LENGTH`).
 const MEMCACHE_MAX_KEY_LENGTH: usize = 250;
 

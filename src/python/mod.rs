@@ -1,6 +1,7 @@
 //! The `PyO3` binding: argument conversion, error mapping, logging set-up and the per-LOCATION
 //! registry. Nothing here knows Django; `python/django_rustcache` does.
 
+mod clock;
 mod errors;
 mod handle;
 mod keys;

@@ -1,5 +1,8 @@
-//! Time as the store sees it: whole nanoseconds since the Unix epoch, as Python's `time.time()`
-//! counts them, so deadlines agree with `LocMemCache`'s (which compares `time.time()` floats).
+//! Time as the store sees it: seconds since the Unix epoch as a float, exactly as Python's
+//! `time.time()` gives them, so deadlines are computed and compared as `LocMemCache` computes and
+//! compares them (`time.time() + timeout`, `exp <= time.time()`) whatever the clock says: before
+//! 1970 (negative), NaN (a deadline that no comparison finds passed: it never expires), or far
+//! beyond any integer count of nanoseconds.
 //!
 //! The store never reads a clock behind the caller's back: every operation is handed a [`Now`],
 //! which either holds a time fixed by the caller (tests, or a clock read from Python before the lock
@@ -8,83 +11,55 @@
 use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// An instant, in nanoseconds since the Unix epoch. [`Timestamp::NEVER`] is later than every clock
-/// reading, so an entry whose deadline is `NEVER` never expires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(u64);
-
-const NANOS_PER_SEC: f64 = 1e9;
+/// An instant, in seconds since the Unix epoch. [`Timestamp::NEVER`] is the deadline of an entry
+/// that never expires, whatever the clock reads.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Timestamp(f64);
 
 impl Timestamp {
     /// The deadline of an entry that never expires.
-    pub const NEVER: Self = Self(u64::MAX);
+    pub const NEVER: Self = Self(f64::INFINITY);
 
-    pub const fn from_nanos(nanos: u64) -> Self {
-        Self(nanos)
+    /// Seconds since the epoch, as `time.time()` gives them (any float: negative and NaN too).
+    pub const fn from_secs_f64(secs: f64) -> Self {
+        Self(secs)
     }
 
-    pub const fn as_nanos(self) -> u64 {
+    pub const fn as_secs_f64(self) -> f64 {
         self.0
     }
 
-    /// Seconds since the epoch as a float, as `time.time()` gives them. NaN counts as the epoch.
-    pub fn from_secs_f64(secs: f64) -> Self {
-        // `as` saturates: negative and NaN become 0, +inf becomes u64::MAX.
-        Self((secs * NANOS_PER_SEC) as u64)
-    }
-
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / NANOS_PER_SEC
-    }
-
-    /// The instant `secs` seconds after this one, saturating at both ends.
-    ///
-    /// NaN and +inf give [`Timestamp::NEVER`]: `LocMemCache` stores `time.time() + nan`, which no
-    /// comparison ever finds expired. A deadline too far away to represent (past the year 2554)
-    /// also becomes `NEVER`.
-    #[must_use]
-    pub fn after_secs(self, secs: f64) -> Self {
-        if secs.is_nan() {
-            return Self::NEVER;
-        }
-        let delta = secs * NANOS_PER_SEC;
-        if delta >= 0.0 {
-            Self(self.0.saturating_add(delta as u64))
-        } else {
-            Self(self.0.saturating_sub((-delta) as u64))
-        }
-    }
-
     /// Whether an entry with this deadline is expired at `now`. Like `LocMemCache`, a deadline equal
-    /// to the current time counts as expired (`exp <= time.time()`).
+    /// to the current time counts as expired (`exp <= time.time()`); a NaN deadline or clock never
+    /// does, and `NEVER` never does.
     pub fn has_passed(self, now: Self) -> bool {
-        self.0 <= now.0
+        self != Self::NEVER && self.0 <= now.0
+    }
+
+    /// The earlier of two deadlines (a NaN one, which never passes, counts as the later).
+    #[must_use]
+    pub fn min(self, other: Self) -> Self {
+        Self(self.0.min(other.0))
     }
 }
 
 /// The current time for one operation, read at most once.
-///
-/// A time given as float seconds (Python's `time.time()`) is kept as given, so deadlines are computed
-/// as `LocMemCache` computes them (`time.time() + timeout` in floats) and agree with it to the
-/// boundary.
 #[derive(Debug)]
 pub struct Now {
-    fixed: Cell<Option<(Timestamp, f64)>>,
+    fixed: Cell<Option<Timestamp>>,
 }
 
 impl Now {
     /// A time chosen by the caller.
     pub fn at(ts: Timestamp) -> Self {
         Self {
-            fixed: Cell::new(Some((ts, ts.as_secs_f64()))),
+            fixed: Cell::new(Some(ts)),
         }
     }
 
-    /// A time given as float seconds since the epoch.
+    /// A time given as float seconds since the epoch (Python's `time.time()`), kept as given.
     pub fn at_secs(secs: f64) -> Self {
-        Self {
-            fixed: Cell::new(Some((Timestamp::from_secs_f64(secs), secs))),
-        }
+        Self::at(Timestamp::from_secs_f64(secs))
     }
 
     /// The system clock, read on first use. Reading it costs 20-60 ns, which most `get`s of entries
@@ -93,29 +68,27 @@ impl Now {
         Self { fixed: Cell::new(None) }
     }
 
-    fn read(&self) -> (Timestamp, f64) {
-        if let Some(both) = self.fixed.get() {
-            return both;
+    pub fn get(&self) -> Timestamp {
+        if let Some(ts) = self.fixed.get() {
+            return ts;
         }
         let ts = system_time();
-        let both = (ts, ts.as_secs_f64());
-        self.fixed.set(Some(both));
-        both
-    }
-
-    pub fn get(&self) -> Timestamp {
-        self.read().0
+        self.fixed.set(Some(ts));
+        ts
     }
 
     pub fn secs(&self) -> f64 {
-        self.read().1
+        self.get().as_secs_f64()
     }
 }
 
-/// The system's wall clock. A clock set before 1970 reads as the epoch.
+/// The system's wall clock (negative before 1970).
 pub fn system_time() -> Timestamp {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX - 1))
+    let secs = match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    };
+    Timestamp(secs)
 }
 
 /// How long an entry should live, as Django's `timeout` says it once `DEFAULT_TIMEOUT` is resolved.
@@ -126,24 +99,24 @@ pub enum Ttl {
     /// A number of seconds. Zero or less means the entry is expired as soon as it is written, as with
     /// `LocMemCache` (Django turns `timeout=0` into `-1`, ticket 21147).
     Seconds(f64),
+    /// An absolute deadline, in seconds since the epoch: what a backend's own
+    /// `get_backend_timeout` returns (`time.time() + timeout`, capped or jittered).
+    At(f64),
 }
 
 impl Ttl {
     /// The deadline of an entry written at `now`, or `None` if it is dead on arrival.
     pub fn deadline(self, now: &Now) -> Option<Timestamp> {
-        match self {
-            Self::Forever => Some(Timestamp::NEVER),
-            Self::Seconds(secs) if secs <= 0.0 => None,
-            Self::Seconds(secs) if secs.is_nan() => Some(Timestamp::NEVER),
-            Self::Seconds(secs) => {
-                let at = now.get();
-                // `time.time() + timeout` in floats, as LocMemCache computes it.
-                let deadline = Timestamp::from_secs_f64(now.secs() + secs);
-                // A timeout so small that it rounds to no time at all is dead on arrival, as
-                // `exp <= time.time()` would find it.
-                (deadline > at).then_some(deadline)
-            }
-        }
+        let deadline = match self {
+            Self::Forever => return Some(Timestamp::NEVER),
+            Self::Seconds(secs) if secs <= 0.0 => return None,
+            // `time.time() + timeout` in floats, as LocMemCache computes it.
+            Self::Seconds(secs) => Timestamp(now.secs() + secs),
+            Self::At(secs) => Timestamp(secs),
+        };
+        // A deadline that has already passed (a timeout so small that it rounds to no time at all,
+        // or a hook's deadline in the past) is dead on arrival, as `exp <= time.time()` would find it.
+        (!deadline.has_passed(now.get())).then_some(deadline)
     }
 }
 
@@ -152,34 +125,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deadlines_saturate_and_nan_never_expires() {
-        let t = Timestamp::from_nanos(1_000);
-        assert_eq!(t.after_secs(f64::NAN), Timestamp::NEVER);
-        assert_eq!(t.after_secs(f64::INFINITY), Timestamp::NEVER);
-        assert_eq!(t.after_secs(1e18).as_nanos(), u64::MAX);
-        assert_eq!(t.after_secs(-5.0).as_nanos(), 0);
-        assert_eq!(t.after_secs(1e-6).as_nanos(), 2_000);
+    fn deadlines_follow_float_arithmetic_whatever_the_epoch() {
+        let now = Now::at_secs(1_000.0);
+        assert_eq!(
+            Ttl::Seconds(f64::NAN)
+                .deadline(&now)
+                .map(Timestamp::as_secs_f64)
+                .map(f64::is_nan),
+            Some(true)
+        );
+        assert_eq!(Ttl::Seconds(f64::INFINITY).deadline(&now), Some(Timestamp::NEVER));
+        assert_eq!(
+            Ttl::Seconds(1e300).deadline(&now),
+            Some(Timestamp::from_secs_f64(1e300))
+        );
+        // 1965: a negative clock still gives a deadline `timeout` seconds later.
+        let sixties = Now::at_secs(-157_766_400.0);
+        assert_eq!(
+            Ttl::Seconds(300.0).deadline(&sixties),
+            Some(Timestamp::from_secs_f64(-157_766_100.0))
+        );
+        assert!(!Timestamp::from_secs_f64(-157_766_100.0).has_passed(sixties.get()));
+        // A NaN clock: LocMemCache stores `nan + timeout`, which never expires.
+        let nan = Now::at_secs(f64::NAN);
+        let deadline = Ttl::Seconds(60.0).deadline(&nan).expect("stored");
+        assert!(!deadline.has_passed(Timestamp::from_secs_f64(1e18)));
+        // Far past any nanosecond count (the year 9999).
+        let far = Now::at_secs(253_402_300_799.0);
+        let deadline = Ttl::Seconds(1.0).deadline(&far).expect("stored");
+        assert!(!deadline.has_passed(far.get()));
+        assert!(deadline.has_passed(Timestamp::from_secs_f64(253_402_300_800.0)));
     }
 
     #[test]
     fn expiry_is_inclusive_like_locmem() {
-        let t = Timestamp::from_nanos(10);
-        assert!(t.has_passed(Timestamp::from_nanos(10)));
-        assert!(!t.has_passed(Timestamp::from_nanos(9)));
-        assert!(!Timestamp::NEVER.has_passed(Timestamp::from_nanos(u64::MAX - 1)));
+        let t = Timestamp::from_secs_f64(10.0);
+        assert!(t.has_passed(Timestamp::from_secs_f64(10.0)));
+        assert!(!t.has_passed(Timestamp::from_secs_f64(9.5)));
+        assert!(!Timestamp::NEVER.has_passed(Timestamp::from_secs_f64(f64::INFINITY)));
+        assert!(!Timestamp::from_secs_f64(f64::NAN).has_passed(Timestamp::from_secs_f64(1e18)));
     }
 
     #[test]
     fn ttl_deadlines() {
-        let now = Now::at(Timestamp::from_nanos(5_000_000_000));
+        let now = Now::at_secs(5.0);
         assert_eq!(Ttl::Forever.deadline(&now), Some(Timestamp::NEVER));
         assert_eq!(Ttl::Seconds(0.0).deadline(&now), None);
         assert_eq!(Ttl::Seconds(-1.0).deadline(&now), None);
-        assert_eq!(
-            Ttl::Seconds(1.5).deadline(&now),
-            Some(Timestamp::from_nanos(6_500_000_000))
-        );
-        assert_eq!(Ttl::Seconds(f64::NAN).deadline(&now), Some(Timestamp::NEVER));
+        assert_eq!(Ttl::Seconds(1.5).deadline(&now), Some(Timestamp::from_secs_f64(6.5)));
+        assert_eq!(Ttl::At(7.0).deadline(&now), Some(Timestamp::from_secs_f64(7.0)));
+        assert_eq!(Ttl::At(5.0).deadline(&now), None, "a hook's deadline already passed");
+        assert_eq!(Ttl::At(-1.0).deadline(&now), None);
     }
 
     #[test]

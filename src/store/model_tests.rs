@@ -39,8 +39,8 @@ enum Op {
 #[derive(Debug, Clone)]
 struct ModelEntry {
     value: V,
-    /// Nanoseconds; `u64::MAX` for never.
-    deadline: u64,
+    /// Seconds since the epoch, as the store computes them; infinity for never.
+    deadline: f64,
 }
 
 #[derive(Debug, Default)]
@@ -64,17 +64,24 @@ impl Model {
     }
 
     /// `None` when the timeout means "dead on arrival".
-    fn deadline(&self, ttl: Ttl) -> Option<u64> {
-        match ttl {
-            Ttl::Forever => Some(u64::MAX),
-            Ttl::Seconds(s) if s <= 0.0 => None,
+    fn deadline(&self, ttl: Ttl) -> Option<f64> {
+        let deadline = match ttl {
+            Ttl::Forever => return Some(f64::INFINITY),
+            Ttl::Seconds(s) if s <= 0.0 => return None,
             // `time.time() + timeout` in float seconds, as LocMemCache (and so the store) computes it.
-            Ttl::Seconds(s) => Some(((self.now as f64 / 1e9 + s) * 1e9) as u64),
-        }
+            Ttl::Seconds(s) => self.secs() + s,
+            Ttl::At(at) => at,
+        };
+        (deadline > self.secs()).then_some(deadline)
+    }
+
+    /// The model's clock (kept in whole nanoseconds, so advancing it is exact) as `time.time()`.
+    fn secs(&self) -> f64 {
+        self.now as f64 / 1e9
     }
 
     fn expire(&mut self) {
-        let now = self.now;
+        let now = self.secs();
         self.entries.retain(|_, e| e.deadline > now);
         let entries = &self.entries;
         self.recency.retain(|k| entries.contains_key(k));
@@ -114,6 +121,9 @@ impl Model {
         let bytes = value.bytes(key);
         if let Some(max_bytes) = limits.max_bytes {
             if bytes > max_bytes {
+                // Refused: the old value goes too, so no reader sees what the writer replaced.
+                self.remove(key);
+                self.counters.refused += 1;
                 return Err(StoreError::TooLarge {
                     entry_bytes: bytes,
                     max_bytes,
@@ -185,6 +195,7 @@ impl Model {
         let bytes = value.bytes(key);
         if let Some(max_bytes) = limits.max_bytes {
             if bytes > max_bytes {
+                self.counters.refused += 1;
                 return Err(StoreError::TooLarge {
                     entry_bytes: bytes,
                     max_bytes,
@@ -204,7 +215,7 @@ impl Model {
 }
 
 fn now(model: &Model) -> Now {
-    Now::at(Timestamp::from_nanos(model.now))
+    Now::at_secs(model.secs())
 }
 
 /// Run one operation on both sides and compare the answers.
@@ -228,7 +239,7 @@ fn step(t: &mut Table<String>, m: &mut Model, op: Op, limits: &Limits) {
         Op::Get(k) => assert_eq!(t.get_v(KEYS[k], &at), m.get(KEYS[k])),
         Op::Contains(k) => assert_eq!(t.contains(KEYS[k], &at), m.entries.contains_key(KEYS[k])),
         Op::Deadline(k) => assert_eq!(
-            t.deadline(KEYS[k], &at).map(Timestamp::as_nanos),
+            t.deadline(KEYS[k], &at).map(Timestamp::as_secs_f64),
             m.entries.get(KEYS[k]).map(|e| e.deadline)
         ),
         Op::Delete(k) => {
@@ -379,7 +390,7 @@ proptest! {
 
 /// Apply `op` to an adaptive table alone (its victims differ from the model's by design).
 fn apply(t: &mut Table<String>, now: &mut u64, op: Op, limits: &Limits) {
-    let at = Now::at(Timestamp::from_nanos(*now));
+    let at = Now::at_secs(*now as f64 / 1e9);
     match op {
         Op::Set(k, v, ttl) => drop(t.put(KEYS[k], v, ttl, limits, &at)),
         Op::Add(k, v, ttl) => drop(t.put_new(KEYS[k], v, ttl, limits, &at)),

@@ -11,18 +11,22 @@ pub type Kind = u8;
 /// A native integer: 8 bytes, a little-endian `i64`, which `incr` adds to in place.
 pub const INT: Kind = 0;
 
-/// The bit of the kind byte the table sets on a record that has an attachment (`table::Attachment`);
-/// the binding's kinds stay below it.
+/// The bit of the kind byte the table sets on a record that has an attachment (`table::Attachment`).
 const ATTACHED: u8 = 0x80;
+/// The bit of the kind byte that pins an entry: it stays out of the eviction order (never culled or
+/// evicted for room, though it still expires), as a held lock must. The binding's kinds stay below it.
+const PINNED: u8 = 0x40;
+/// The kind byte's flag bits, which are not part of the kind.
+const FLAGS: u8 = ATTACHED | PINNED;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Record(Box<[u8]>);
 
 impl Record {
-    /// A record of `kind` (below `0x80`; the top bit is the table's) for `key` and `value`.
+    /// A record of `kind` (below `0x40`; the top bits are flags) for `key` and `value`.
     pub fn new(key: &[u8], kind: Kind, value: &[u8]) -> Self {
         let mut bytes = Vec::with_capacity(1 + varint_len(key.len()) + key.len() + value.len());
-        bytes.push(kind & !ATTACHED);
+        bytes.push(kind & !FLAGS);
         push_varint(&mut bytes, key.len());
         bytes.extend_from_slice(key);
         bytes.extend_from_slice(value);
@@ -34,7 +38,16 @@ impl Record {
     }
 
     pub fn kind(&self) -> Kind {
-        self.0[0] & !ATTACHED
+        self.0[0] & !FLAGS
+    }
+
+    /// Keep this record's entry out of the eviction order (see `PINNED`).
+    pub fn pin(&mut self) {
+        self.0[0] |= PINNED;
+    }
+
+    pub fn is_pinned(&self) -> bool {
+        self.0[0] & PINNED != 0
     }
 
     pub(crate) fn is_attached(&self) -> bool {

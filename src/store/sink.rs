@@ -13,6 +13,8 @@ pub struct Sink<A> {
     pub evicted: usize,
     /// A value refused because it alone exceeds the byte budget.
     pub refused: Option<StoreError>,
+    /// The refused value's key had an old value, which was removed.
+    pub refused_removed_old: bool,
 }
 
 /// What to drop once the lock is released. Most operations remove at most one thing, which is held
@@ -72,6 +74,7 @@ impl<A> Default for Sink<A> {
             objects: Garbage::default(),
             evicted: 0,
             refused: None,
+            refused_removed_old: false,
         }
     }
 }

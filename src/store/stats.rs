@@ -11,6 +11,9 @@ pub struct Counters {
     pub evictions: u64,
     /// Expired entries removed, whether met by a read or reclaimed by housekeeping.
     pub expirations: u64,
+    /// Values not stored because they alone exceed the byte budget (a refused `set` also removes the
+    /// key's old value).
+    pub refused: u64,
 }
 
 /// Add one to `counter`. The `uncounted` feature compiles it out: it exists only so that

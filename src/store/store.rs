@@ -80,7 +80,12 @@ impl<A> Store<A> {
             }
         }
         if let Some(err) = &sink.refused {
-            log::warn!(target: "django_rustcache.store", "value not stored: {err}");
+            let old = if sink.refused_removed_old {
+                "; the key's old value was removed"
+            } else {
+                ""
+            };
+            log::warn!(target: "django_rustcache.store", "value not stored: {err}{old}");
         }
     }
 

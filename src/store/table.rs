@@ -3,8 +3,9 @@
 //!
 //! Invariants kept by every method:
 //! - `index` files `slot` under its key's hash exactly when `slots[slot]` holds the entry for that
-//!   key, and every occupied slot is linked once in `order` (under `Adaptive`, in the policy's
-//!   lists, which keep the slot's index tag);
+//!   key, and every occupied slot whose record is not pinned is linked once in `order` (under
+//!   `Adaptive`, in the policy's lists, which keep the slot's index tag); a pinned one (a held lock)
+//!   is linked nowhere, so no cull or eviction ever picks it;
 //! - `bytes` is the sum of `entry_bytes` (plus the attachment's weight) over occupied slots,
 //!   `with_deadline` the number of occupied slots whose entry has a deadline;
 //! - `attachments[slot]` is set exactly when `slots[slot]`'s record is marked attached;
@@ -162,8 +163,15 @@ impl<A> Table<A> {
     }
 
     /// The bytes `item`'s entry is charged, or `TooLarge` if that alone exceeds the byte budget; a
-    /// refused item goes to the sink (dropped after the lock), the table is unchanged.
-    fn within_budget(&mut self, item: Item<A>, limits: &Limits) -> Result<(Item<A>, usize), StoreError> {
+    /// refused item goes to the sink (dropped after the lock) and is counted. With `replaces`, the
+    /// key's old value is removed too (as memcached does), so nobody reads a value its writer believes
+    /// replaced; without, the table is unchanged.
+    fn within_budget(
+        &mut self,
+        item: Item<A>,
+        limits: &Limits,
+        replaces: bool,
+    ) -> Result<(Item<A>, usize), StoreError> {
         let bytes = item.bytes();
         match limits.max_bytes {
             Some(max_bytes) if bytes > max_bytes => {
@@ -171,6 +179,14 @@ impl<A> Table<A> {
                     entry_bytes: bytes,
                     max_bytes,
                 };
+                if replaces {
+                    let key = item.record.key();
+                    if let Some(slot) = self.lookup(key, self.hash_of(key)) {
+                        self.remove_slot(slot, Removal::Replaced);
+                        self.sink.refused_removed_old = true;
+                    }
+                }
+                count(&mut self.counters.refused);
                 self.discard(item);
                 self.sink.refused = Some(err.clone());
                 Err(err)
@@ -246,16 +262,24 @@ impl<A> Table<A> {
         let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
+        let linked = !entry.record.is_pinned();
         // The adaptive policy keeps each slot's tag: a victim's key need not be hashed again.
-        let tag = match self.adaptive.as_deref().and_then(|policy| policy.tag(slot)) {
+        let tag = match self
+            .adaptive
+            .as_deref()
+            .filter(|_| linked)
+            .and_then(|policy| policy.tag(slot))
+        {
             Some(tag) => tag,
             None => tag_of(self.hasher.hash_one(entry.record.key())),
         };
         let unfiled = self.index.remove(tag, slot);
         debug_assert!(unfiled, "slot {slot} was not filed under its tag");
-        match self.adaptive.as_deref_mut() {
-            Some(policy) => policy.on_remove(slot),
-            None => self.order.unlink(slot),
+        if linked {
+            match self.adaptive.as_deref_mut() {
+                Some(policy) => policy.on_remove(slot),
+                None => self.order.unlink(slot),
+            }
         }
         self.free.push(slot);
         self.bytes -= entry_bytes(&entry.record) + self.detach(slot, entry.record.is_attached());
@@ -289,8 +313,12 @@ impl<A> Table<A> {
         self.read(slot)
     }
 
-    /// Mark the entry in `slot` most recently used (and, for the adaptive policy, used once more).
+    /// Mark the entry in `slot` most recently used (and, for the adaptive policy, used once more); a
+    /// pinned entry has no place in the order.
     fn touch_order(&mut self, slot: u32) {
+        if self.entry(slot).is_some_and(|e| e.record.is_pinned()) {
+            return;
+        }
         match self.adaptive.as_deref_mut() {
             Some(policy) => policy.on_hit_slot(slot),
             None => self.order.move_to_front(slot),
@@ -316,9 +344,10 @@ impl<A> Table<A> {
     }
 
     /// Store `item` under its record's key (`LocMemCache.set`): cull first if the cache is full, then
-    /// write and mark most recently used. A dead-on-arrival `ttl` removes the key instead.
+    /// write and mark most recently used. A dead-on-arrival `ttl` removes the key instead, and so
+    /// does a value refused for the byte budget (`TooLarge`).
     pub fn set(&mut self, item: impl Into<Item<A>>, ttl: Ttl, limits: &Limits, now: &Now) -> Result<(), StoreError> {
-        let (item, bytes) = self.within_budget(item.into(), limits)?;
+        let (item, bytes) = self.within_budget(item.into(), limits, true)?;
         let hash = self.hash_of(item.record.key());
         let mut existing = self.lookup(item.record.key(), hash);
         if self.adaptive.is_some() {
@@ -364,10 +393,19 @@ impl<A> Table<A> {
     /// any), and make it most recently used.
     fn upsert(&mut self, item: Item<A>, existing: Option<u32>, hash: u64, deadline: Timestamp, bytes: usize) -> u32 {
         self.writes_since_reclaim += 1;
-        if let Some(slot) = existing.filter(|&slot| self.entry(slot).is_some()) {
-            self.set_deadline(slot, deadline);
-            self.replace_value(slot, item, bytes);
-            return slot;
+        let pinned = item.record.is_pinned();
+        if let Some(slot) = existing {
+            match self.entry(slot).map(|e| e.record.is_pinned()) {
+                Some(was_pinned) if was_pinned == pinned => {
+                    self.set_deadline(slot, deadline);
+                    self.replace_value(slot, item, bytes);
+                    return slot;
+                }
+                // A lock's entry overwritten by a plain value, or the reverse: it joins or leaves the
+                // eviction order, as a new entry.
+                Some(_) => self.remove_slot(slot, Removal::Replaced),
+                None => {}
+            }
         }
         self.earliest_deadline = self.earliest_deadline.min(deadline);
         let Item { mut record, attachment } = item;
@@ -384,9 +422,11 @@ impl<A> Table<A> {
             self.slots.push(Some(entry));
             (self.slots.len() - 1) as u32
         };
-        match self.adaptive.as_deref_mut() {
-            Some(policy) => policy.on_insert(slot, hash),
-            None => self.order.push_front(slot),
+        if !pinned {
+            match self.adaptive.as_deref_mut() {
+                Some(policy) => policy.on_insert(slot, hash),
+                None => self.order.push_front(slot),
+            }
         }
         self.index.insert(tag_of(hash), slot);
         self.bytes += bytes;
@@ -579,7 +619,7 @@ impl<A> Table<A> {
             self.discard(item);
             return Ok(false);
         };
-        let (item, bytes) = self.within_budget(item, limits)?;
+        let (item, bytes) = self.within_budget(item, limits, false)?;
         if !self
             .read(slot)
             .is_some_and(|(record, attachment)| unchanged(record, attachment))
@@ -683,11 +723,14 @@ impl<A> Table<A> {
                 self.bytes, self.with_deadline
             ));
         }
+        let pinned = self.slots.iter().flatten().filter(|e| e.record.is_pinned()).count();
         let linked = match self.adaptive.as_deref() {
             Some(policy) => {
                 policy.check_invariants()?;
                 for (slot, entry) in self.slots.iter().enumerate() {
-                    let Some(entry) = entry else { continue };
+                    let Some(entry) = entry.as_ref().filter(|e| !e.record.is_pinned()) else {
+                        continue;
+                    };
                     if policy.tag(slot as u32) != Some(tag_of(self.hash_of(entry.record.key()))) {
                         return Err(format!("the policy keeps a stale tag for slot {slot}"));
                     }
@@ -696,8 +739,10 @@ impl<A> Table<A> {
             }
             None => self.order.len_from_head(),
         };
-        if linked != occupied {
-            return Err(format!("{linked} slots in the eviction order, {occupied} occupied"));
+        if linked + pinned != occupied {
+            return Err(format!(
+                "{linked} slots in the eviction order, {pinned} pinned, {occupied} occupied"
+            ));
         }
         Ok(())
     }
