@@ -225,3 +225,68 @@ def test_multiprocessing_fork_under_load():
                 assert cache.get(f"child:{n}") is None
             assert cache.get("stable:0") == ("stable", 0)
     cache._native.check_invariants()
+
+
+@contextmanager
+def extras_load(cache: RustCache) -> Iterator[None]:
+    """Threads always inside single-flight (slow callables on a few keys) and inside the lock queue
+    (holders and waiters of one lock), so forks land while flights are led, waiters are queued and the
+    modules' mutexes are held."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def flights(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            while not stop.is_set():
+                key = f"sf:{rng.randrange(3)}"
+                cache.get_or_set(key, lambda: time.sleep(rng.random() / 100) or seed, timeout=0.02)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def locking(seed: int) -> None:
+        try:
+            while not stop.is_set():
+                lock = cache.lock("fork-lock", timeout=0.2, sleep=0.005, blocking_timeout=5)
+                if lock.acquire():
+                    time.sleep(0.002)
+                    with contextlib.suppress(Exception):  # expired under load: not what this tests
+                        lock.release()
+        except BaseException as exc:
+            errors.append(exc)
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    workers = [threading.Thread(target=f, args=(i,), daemon=True) for i, f in enumerate([flights] * 3 + [locking] * 3)]
+    for t in workers:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in workers:
+            t.join(30)
+        sys.setswitchinterval(old_interval)
+    assert not any(t.is_alive() for t in workers), "load threads did not stop"
+    if errors:
+        raise errors[0]
+
+
+def test_fork_inside_single_flight_and_the_lock_queue():
+    """A child forked while other threads lead flights, wait in them, hold or wait for a lock, or hold
+    either module's mutex: its own get_or_set computes at once, and it takes the lock as soon as the
+    parent's copy of it expires (the parent's waiters do not exist in the child)."""
+    cache = RustCache(f"fork-extras-{uuid.uuid4().hex}", {"OPTIONS": {"SINGLE_FLIGHT": True}})
+
+    def child() -> None:
+        for i in range(3):
+            got = cache.get_or_set(f"sf:{i}", lambda: "child", timeout=60)
+            assert got is not None
+        lock = cache.lock("fork-lock", timeout=5, blocking_timeout=3)
+        assert lock.acquire(), "the child could not take a free lock"
+        lock.release()
+
+    with extras_load(cache):
+        for n in range(FORKS):
+            code, text = run_forked(child)
+            assert code == 0, f"fork {n}: child failed:\n{text}"
