@@ -138,8 +138,9 @@ def test_a_waiter_whose_loop_closed_is_passed_over_when_the_leader_fails():
             waiting.set()
             await cache.aget_or_set("k", lambda: "never")
 
-        loop.create_task(wait_in_flight())
+        task = loop.create_task(wait_in_flight())
         loop.run_forever()
+        assert not task.done(), "the task was left waiting when its loop closed"
         loop.close()
 
     loop_thread = threading.Thread(target=run_loop, daemon=True)
@@ -212,7 +213,8 @@ def test_a_held_lock_survives_a_full_cache(options):
         cache.set(f"filler:{i}", "x" * 50)
     assert cache.stats()["evictions"] > 0
     assert cache.lock("report", timeout=60).acquire(blocking=False) is False, "a second holder got a held lock"
-    assert held.locked() and held.owned()
+    assert held.locked()
+    assert held.owned()
     held.release()
     assert cache.lock("report", timeout=60).acquire(blocking=False) is True
 
@@ -351,8 +353,10 @@ def test_aliases_sharing_a_location_with_different_eviction_are_a_check_error():
     }
     with override_settings(CACHES=caches_setting):
         errors = [m for m in check_caches() if m.id == "django_rustcache.E002"]
-        assert len(errors) == 1 and isinstance(errors[0], checks.Error)
-        assert "'default'" in errors[0].msg and "'hot'" in errors[0].msg
+        assert len(errors) == 1
+        assert isinstance(errors[0], checks.Error)
+        assert "'default'" in errors[0].msg
+        assert "'hot'" in errors[0].msg
         # Django's own checks build every alias (override_settings gave us fresh ones): that must not
         # raise; the alias that conflicts fails at its first operation.
         caches["default"].set("k", 1)
