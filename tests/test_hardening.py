@@ -360,6 +360,8 @@ def test_aliases_sharing_a_location_with_different_eviction_are_a_check_error():
         # Django's own checks build every alias (override_settings gave us fresh ones): that must not
         # raise; the alias that conflicts fails at its first operation.
         caches["default"].set("k", 1)
-        assert [m for m in checks.run_checks(tags=[checks.Tags.caches]) if m.level >= checks.ERROR] == []
+        reported = checks.run_checks(tags=[checks.Tags.caches])
+        # (Our E002 is among them when an earlier test registered the app's checks.)
+        assert {m.id for m in reported if m.level >= checks.ERROR} <= {"django_rustcache.E002"}
         with pytest.raises(ImproperlyConfigured, match="EVICTION"):
             caches["hot"].get("k")

@@ -60,17 +60,13 @@ def _is_blocked(ident: int) -> bool:
         return ident in _blocked
 
 
-def _thread_alive(ident: int) -> bool:
-    return any(thread.ident == ident for thread in threading.enumerate())
-
-
 class ThreadWaiter:
-    __slots__ = ("event", "thread")
+    __slots__ = ("_thread", "event", "thread")
 
     def __init__(self) -> None:
         self.event = threading.Event()
-        # `current_thread()` registers a thread that Python did not start, so `alive()` can see it.
-        self.thread = threading.current_thread().ident
+        self._thread = threading.current_thread()
+        self.thread = threading.get_ident()
 
     def wake(self) -> bool:
         """Wake the waiter; whether the wake can be delivered (a thread's always can)."""
@@ -78,7 +74,7 @@ class ThreadWaiter:
         return True
 
     def alive(self) -> bool:
-        return self.thread is not None and _thread_alive(self.thread)
+        return self._thread.is_alive()
 
     def runnable(self) -> bool:
         return self.alive()
