@@ -365,3 +365,84 @@ def test_aliases_sharing_a_location_with_different_eviction_are_a_check_error():
         assert {m.id for m in reported if m.level >= checks.ERROR} <= {"django_rustcache.E002"}
         with pytest.raises(ImproperlyConfigured, match="EVICTION"):
             caches["hot"].get("k")
+
+
+# -- found in review ------------------------------------------------------------------------------
+
+
+def test_a_sync_caller_leads_in_place_of_a_task_of_its_loop_told_to_lead_but_not_yet_running():
+    """The leader fails and hands the flight to a task; before that task resumes, sync code on its
+    loop's thread calls get_or_set: waiting would keep the task from ever running, so the sync caller
+    computes, and the task then reads its value."""
+    cache = fresh(SINGLE_FLIGHT=True)
+    release = threading.Event()
+
+    def failing_leader():
+        release.wait(PATIENCE)
+        raise RuntimeError("leader failed")
+
+    leader, leader_outcome = in_thread(lambda: cache.get_or_set("k", failing_leader))
+    wait_until(lambda: single_flight._flights, "the leader's flight")
+
+    async def main():
+        task = asyncio.create_task(cache.aget_or_set("k", lambda: "from-task"))
+        await asyncio.sleep(0)
+        release.set()
+        wait_until(lambda: not leader.is_alive(), "the leader to hand on")  # the task leads now
+        flight = next(iter(single_flight._flights.values()))
+        assert getattr(flight.lead, "task", None) is task
+        sync_value = cache.get_or_set("k", lambda: "from-sync")
+        return sync_value, await task
+
+    runner, outcome = in_thread(lambda: asyncio.run(main()))
+    assert finished(runner, outcome) == ("from-sync", "from-sync")
+    with pytest.raises(RuntimeError):
+        finished(leader, leader_outcome)
+
+
+@pytest.mark.parametrize("eviction", ["lru", "adaptive"])
+def test_a_compare_and_swap_on_a_held_lock_keeps_the_store_sound(eviction):
+    cache = fresh(EVICTION=eviction, MAX_ENTRIES=50)
+    assert cache.lock("L", timeout=60).acquire()
+    assert cache.incr("L", "-suffix").endswith("-suffix")  # str + str: the compare-and-swap path
+    cache._native.check_invariants()
+    for i in range(200):
+        cache.set(f"filler:{i}", i)
+    assert cache.has_key("L"), "still pinned"
+    assert cache.delete("L")
+    cache._native.check_invariants()
+
+
+def test_an_instance_with_a_timeout_hook_is_collected():
+    import gc
+    import weakref
+
+    cache = CappedCache(f"hardening-{uuid.uuid4().hex}", {})
+    cache.set("k", 1)
+    ref = weakref.ref(cache)
+    del cache
+    gc.collect()
+    assert ref() is None, "the handle kept its instance alive"
+
+
+def test_a_timeout_hook_never_shortens_a_lock():
+    cache = CappedCache(f"hardening-{uuid.uuid4().hex}", {})
+    with time_machine.travel(datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC), tick=False) as traveller:
+        held = cache.lock("job", timeout=None)
+        assert held.acquire()
+        timed = cache.lock("timed", timeout=60)
+        assert timed.acquire()
+        assert timed.extend(60)
+        traveller.shift(11)
+        assert cache.lock("job").acquire(blocking=False) is False
+        assert cache.lock("timed").acquire(blocking=False) is False
+        assert cache.ttl("timed") == 109
+
+
+def test_a_patched_pickle_protocol_is_restored_with_the_handle():
+    PROTOCOLS_SEEN.clear()
+    cache = fresh()
+    with mock.patch.object(cache, "pickle_protocol", 2):
+        cache.set("k", ProtocolProbe())
+    cache.set("k", ProtocolProbe())
+    assert PROTOCOLS_SEEN == [2, pickle.HIGHEST_PROTOCOL]

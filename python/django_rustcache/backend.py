@@ -9,6 +9,7 @@ keys are made here in Python and handed over ready.
 import math
 import pickle
 import warnings
+import weakref
 from typing import Any
 
 from django.core.cache.backends.base import (
@@ -74,6 +75,21 @@ _HANDLE_SETTINGS = frozenset(
 )
 
 
+def _weak_hook(cache: Any) -> Any:
+    """``cache.get_backend_timeout``, for the handle to call, without the handle keeping ``cache`` alive:
+    the handle is held by the instance, and a native object cannot take part in Python's cycle
+    collection, so a strong reference would leak every instance Django builds per thread."""
+    method = weakref.WeakMethod(cache.get_backend_timeout)
+
+    def get_backend_timeout(timeout: Any) -> Any:
+        bound = method()
+        if bound is None:  # the instance is gone: no caller can be using its handle
+            raise ReferenceError("the cache instance this handle belonged to no longer exists")
+        return bound(timeout)
+
+    return get_backend_timeout
+
+
 class _Unusable:
     """Stands in for a handle that could not be built because the settings conflict with a store this
     process already has: building the backend succeeds (Django's checks framework builds every alias,
@@ -83,6 +99,8 @@ class _Unusable:
         self._message = message
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocol probes (copy, pickle, hasattr) get the usual answer
+            raise AttributeError(name)
         raise ImproperlyConfigured(self._message)
 
 
@@ -123,8 +141,16 @@ class RustCache(ExtrasMixin, BaseCache):
         else:
             self.__dict__[name] = value
 
-    # Deleting a setting (``mock.patch.object`` does, to restore a class attribute) leaves the handle
-    # as it was built; the next assignment rebuilds it.
+    def __delattr__(self, name: str) -> None:
+        # Deleting a setting that has a class-level default (``mock.patch.object`` does, to restore
+        # ``pickle_protocol``) rebuilds the handle with that default; one without a default cannot be
+        # built without, so the handle stays as it was until the setting is assigned again.
+        if name in _HANDLE_SETTINGS and "_state" in self.__dict__ and hasattr(type(self), name):
+            if name not in self.__dict__:
+                raise AttributeError(name)
+            self._rebuild_with(name, _UNSET)
+            return
+        object.__delattr__(self, name)
 
     def _build_native(self) -> None:
         cls = type(self)
@@ -142,7 +168,7 @@ class RustCache(ExtrasMixin, BaseCache):
         protocol = self.pickle_protocol
         # A subclass's get_backend_timeout (capping or jittering timeouts) decides every deadline, as
         # LocMemCache calls it at every write.
-        hook = self.get_backend_timeout if cls.get_backend_timeout is not BaseCache.get_backend_timeout else None
+        hook = _weak_hook(self) if cls.get_backend_timeout is not BaseCache.get_backend_timeout else None
         try:
             native: Any = _core.Cache(
                 self._location,
@@ -267,7 +293,7 @@ class RustCache(ExtrasMixin, BaseCache):
         self._native.clear()
 
     def stats(self) -> dict[str, Any]:
-        """Counters (hits, misses, sets, deletes, evictions, expirations) and sizes (entries,
+        """Counters (hits, misses, sets, deletes, evictions, expirations, refused) and sizes (entries,
         bytes) of this cache's LOCATION, with the limits this instance writes with."""
         return self._native.stats()
 

@@ -187,7 +187,7 @@ class _LockBase:
             raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
         native = self._native
         left = 0.0 if replace_ttl else max(native.ttl(self._key, self.version), 0.0)
-        native.touch(self._key, left + additional_time, self.version)
+        native.lock_touch(self._key, left + additional_time, self.version)
         return True
 
     def _reacquire(self) -> bool:
@@ -197,7 +197,7 @@ class _LockBase:
             raise LockError("Cannot reacquire a lock with no timeout")
         if not self._owned():
             raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
-        self._native.touch(self._key, self.timeout, self.version)
+        self._native.lock_touch(self._key, self.timeout, self.version)
         return True
 
     def _start(self, token: Any, blocking: bool | None, blocking_timeout: float | None, sleep: float | None):

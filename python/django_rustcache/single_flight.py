@@ -108,6 +108,27 @@ def _would_deadlock(flight: _Flight, who: Any) -> bool:
     return False
 
 
+def _stalled_by(lead: Any, waiter: Any) -> bool:
+    """Whether `waiter` waiting would keep `lead` from ever running: a sync caller blocks its thread, and
+    so every task of the event loop on it, a lead told to compute but not yet resumed included."""
+    return isinstance(waiter, ThreadWaiter) and isinstance(lead, TaskWaiter) and lead.thread == waiter.thread
+
+
+def _lead_instead(flight: _Flight, waiter: Any) -> None:
+    """With the mutex held: `waiter` leads `flight` in place of its lead, a task that cannot run until
+    `waiter` returns; that task waits again, first in line (it has not started computing: it would be
+    running, and this thread would not be free to call us)."""
+    lead = flight.lead
+    lead.leads = False
+    lead.event.clear()  # the same thread as `waiter`'s, which the task's loop runs on: safe to touch
+    flight.waiters.appendleft(lead)
+    _waiting_on[lead.who] = flight
+    _unqueue(flight, waiter)
+    flight.lead = waiter
+    waiter.flight = flight
+    waiter.leads = True
+
+
 def _join(name: tuple[str, str], waiter: Any) -> str:
     with _mutex:
         flight = _flights.get(name)
@@ -117,6 +138,9 @@ def _join(name: tuple[str, str], waiter: Any) -> str:
             return LEAD
         if _would_deadlock(flight, waiter.who):
             return SOLO
+        if _stalled_by(flight.lead, waiter):
+            _lead_instead(flight, waiter)
+            return LEAD
         waiter.flight = flight
         flight.waiters.append(waiter)
         _waiting_on[waiter.who] = flight
@@ -175,7 +199,10 @@ def _take_over_if_orphaned(waiter: Any) -> bool:
             return True
         lead = flight.lead
         if lead is not None and lead.alive():
-            return False
+            if not _stalled_by(lead, waiter):
+                return False
+            _lead_instead(flight, waiter)
+            return True
         _unqueue(flight, waiter)
         flight.lead = waiter
         waiter.leads = True

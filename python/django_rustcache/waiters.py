@@ -77,7 +77,8 @@ class ThreadWaiter:
         return self._thread.is_alive()
 
     def runnable(self) -> bool:
-        return self.alive()
+        """Whether, alive, it can run when woken: a thread always can."""
+        return True
 
     def wait(self, timeout: float | None) -> bool:
         """Wait until woken or `timeout` seconds (at most `POLL`) pass; whether it was woken."""
@@ -105,7 +106,8 @@ class TaskWaiter:
         return not self.loop.is_closed() and (self.task is None or not self.task.done())
 
     def runnable(self) -> bool:
-        return self.alive() and not _is_blocked(self.thread)
+        """Whether, alive, it can run when woken: not while its loop's thread is blocked in our waits."""
+        return not _is_blocked(self.thread)
 
     async def wait(self, timeout: float | None) -> bool:
         """As `ThreadWaiter.wait`, without blocking the loop."""

@@ -218,7 +218,7 @@ impl PyCache {
 
     /// `add` for `cache.lock()`: the entry is pinned, kept out of the eviction order, so however full
     /// the cache a held lock is never culled or evicted for room (it still expires at its timeout, and
-    /// is an ordinary entry to every other method).
+    /// is an ordinary entry to every other method). The timeout is the lock's own (see `lock_touch`).
     fn lock_add(
         &self,
         key: &Bound<'_, PyAny>,
@@ -231,11 +231,24 @@ impl PyCache {
         let mut item = encode(&key, token, self.protocol)?;
         item.record.pin();
         let now = self.now(py)?;
-        let ttl = self.timeouts.resolve(timeout)?;
+        let ttl = self.timeouts.resolve_as(timeout, false)?;
         Ok(self
             .store
             .with(|t| t.add(item, ttl, &self.limits, &now))
             .unwrap_or(false))
+    }
+
+    /// `touch` for `cache.lock()`'s `extend` and `reacquire`: the lock's own timeout, never passed
+    /// through a `get_backend_timeout` override.
+    fn lock_touch(
+        &self,
+        key: &Bound<'_, PyAny>,
+        timeout: &Bound<'_, PyAny>,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let (key, now) = self.key_and_now(key, version)?;
+        let ttl = self.timeouts.resolve_as(timeout, false)?;
+        Ok(self.store.with(|t| t.touch(&key, ttl, &now)))
     }
 
     /// Store every item of `data`; the keys that could not be stored (too large for the byte
@@ -268,13 +281,23 @@ impl PyCache {
         if items.is_empty() {
             return Ok(PyList::empty(py));
         }
-        let ttl = self.timeouts.resolve(timeout)?;
+        // One deadline per key, as LocMemCache's `set_many` (BaseCache's loop of `set`s) asks a
+        // `get_backend_timeout` override once per key; without one, the same for every key.
+        let ttls = if self.timeouts.has_hook() {
+            items
+                .iter()
+                .map(|_| self.timeouts.resolve(timeout))
+                .collect::<PyResult<Vec<_>>>()?
+        } else {
+            vec![self.timeouts.resolve(timeout)?; items.len()]
+        };
         let now = self.now(py)?;
         let refused: Vec<usize> = self.store.with(|t| {
             items
                 .iter_mut()
+                .zip(ttls)
                 .enumerate()
-                .filter_map(|(i, (_, record))| {
+                .filter_map(|(i, ((_, record), ttl))| {
                     let record = record.take()?;
                     t.set(record, ttl, &self.limits, &now).is_err().then_some(i)
                 })

@@ -30,8 +30,19 @@ impl Timeouts {
         })
     }
 
+    pub(crate) fn has_hook(&self) -> bool {
+        self.hook.is_some()
+    }
+
     pub(crate) fn resolve(&self, timeout: &Bound<'_, PyAny>) -> PyResult<Ttl> {
-        if let Some(hook) = &self.hook {
+        self.resolve_as(timeout, true)
+    }
+
+    /// `resolve`, skipping the hook when `hooked` is false: a lock's timeout is the lock's contract
+    /// (django-redis's locks never pass through `get_backend_timeout` either), so a capping or
+    /// jittering hook must not shorten how long a lock excludes others.
+    pub(crate) fn resolve_as(&self, timeout: &Bound<'_, PyAny>, hooked: bool) -> PyResult<Ttl> {
+        if let Some(hook) = self.hook.as_ref().filter(|_| hooked) {
             let deadline = hook.bind(timeout.py()).call1((timeout,))?;
             return if deadline.is_none() {
                 Ok(Ttl::Forever)

@@ -456,7 +456,14 @@ impl<A> Table<A> {
     /// deadline, and make it most recently used; the old record and attachment go to the sink.
     fn replace_value(&mut self, slot: u32, item: Item<A>, bytes: usize) {
         let Item { mut record, attachment } = item;
-        let was_attached = self.entry(slot).is_some_and(|e| e.record.is_attached());
+        let (was_attached, pinned) = self
+            .entry(slot)
+            .map_or((false, false), |e| (e.record.is_attached(), e.record.is_pinned()));
+        if pinned {
+            // The entry keeps its place outside the eviction order (a compare-and-swap on a held lock's
+            // entry, say); `upsert` re-files an entry whose pin changes.
+            record.pin();
+        }
         let detached = self.detach(slot, was_attached);
         self.attach(slot, &mut record, attachment);
         if let Some(entry) = self.entry_mut(slot) {

@@ -522,3 +522,25 @@ fn pinned_entries_are_never_culled_or_evicted_but_still_expire() {
         }
     }
 }
+
+#[test]
+fn a_compare_and_swap_on_a_pinned_entry_keeps_it_pinned() {
+    for eviction in [Eviction::Lru, Eviction::Adaptive] {
+        let lim = limits(5, 3);
+        let mut t = T::with_eviction(eviction);
+        assert_eq!(
+            t.add(pinned(b"lock", "token"), Ttl::Seconds(60.0), &lim, &at(0)),
+            Ok(true)
+        );
+        assert!(t.get_for_update(b"lock", &at(0)).is_some());
+        let swapped = t.replace_if(data("token-suffix").item(b"lock"), &lim, &at(0), |_, _| true);
+        assert_eq!(swapped, Ok(true));
+        t.check_invariants().expect("invariants after the swap");
+        for i in 0..50 {
+            set(&mut t, &format!("k{i}"), data("v"), &lim);
+        }
+        assert!(t.contains(b"lock", &at(0)), "{eviction:?}: still pinned after the swap");
+        assert!(t.delete(b"lock", &at(0)));
+        t.check_invariants().expect("invariants after the delete");
+    }
+}
