@@ -10,8 +10,13 @@ VENV := .venv
 VENV6 := .venv-django6
 DJANGO5 := Django>=5.2,<5.3
 DJANGO6 := Django>=6.0,<7
+# One interpreter of each CPython line a wheel is built for: the newest under pyenv, else one on PATH.
+newest = $(shell for c in $$(ls -d $$HOME/.pyenv/versions/$(1).*/bin/python3 2>/dev/null | sort -rV) python$(1); do if $$c -c 'import sys; assert sys.version_info[:2] == ($(subst .,$(comma),$(1)))' 2>/dev/null; then echo $$c; break; fi; done)
+comma := ,
+PY312 ?= $(call newest,3.12)
+PY313 ?= $(call newest,3.13)
 
-.PHONY: help dev dev6 test test-rust test-py test-py6 lint format demo bench clean
+.PHONY: help dev dev6 test test-rust test-py test-py6 test-install wheels wheel-abi3 abi3-cost lint format demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,7 +51,46 @@ test-py: dev  ## pytest on Python 3.11 + Django 5.2 (includes Django's own cache
 test-py6: dev6  ## pytest on Python 3.12+ + Django 6
 	$(VENV6)/bin/python -m pytest -q
 
-test: test-rust test-py test-py6  ## everything CI runs
+test: test-rust test-py test-py6 test-install  ## everything CI runs
+
+# Release artifacts. Wheels are linked with zig (the `ziglang` package from PyPI) against glibc 2.17, so
+# they carry manylinux_2_17 (manylinux2014) and load on every glibc distribution from 2014 on; no container,
+# no downloaded toolchain. Each interpreter builds in its own target dir, so a rebuild only relinks.
+VENVW := .venv-wheels
+MATURIN := PATH="$(CURDIR)/$(VENVW)/bin:$$PATH" $(VENVW)/bin/maturin
+ZIG_BUILD := build --release --zig --compatibility manylinux2014 --locked
+WHEEL_PYS := $(PY311) $(PY312) $(PY313)
+
+$(VENVW)/.installed: Makefile
+	$(PY311) -m venv $(VENVW)
+	$(VENVW)/bin/pip install -q -U pip
+	$(VENVW)/bin/pip install -q "maturin==1.16.0" "ziglang==0.17.1" "auditwheel==6.8.2" "twine==7.0.0" trove-classifiers
+	touch $@
+
+wheels: $(VENVW)/.installed  ## dist/: manylinux_2_17 x86_64 wheels for CPython 3.11/3.12/3.13 and an sdist, checked
+	@tags="$$(for py in $(WHEEL_PYS); do $$py -c 'import sys; print("cp%d%d" % sys.version_info[:2])'; done | xargs)"; \
+	test "$$tags" = "cp311 cp312 cp313" || { echo "wheels: need CPython 3.11, 3.12 and 3.13 (PY311/PY312/PY313); found: $$tags"; exit 1; }
+	rm -rf dist
+	for py in $(WHEEL_PYS); do \
+		tag=$$($$py -c 'import sys; print("cp%d%d" % sys.version_info[:2])') && \
+		$(MATURIN) $(ZIG_BUILD) -i $$py --out dist --target-dir target/wheels/$$tag || exit 1; \
+	done
+	$(MATURIN) sdist --out dist
+	$(VENVW)/bin/python tests/install/check_dist.py dist cp311 cp312 cp313
+	$(VENVW)/bin/twine check --strict dist/*
+
+wheel-abi3: $(VENVW)/.installed  ## target/wheels/dist-abi3/: the abi3 wheel (cargo feature abi3), for abi3-cost
+	rm -rf target/wheels/dist-abi3
+	$(MATURIN) $(ZIG_BUILD) -i $(PY311) --features abi3 --out target/wheels/dist-abi3 --target-dir target/wheels/abi3
+
+abi3-cost: wheels wheel-abi3  ## instructions per get hit and set, abi3 wheel vs per-version (callgrind; ~20 min)
+	$(VENVW)/bin/python benchmarks/abi3_cost.py --wheels dist --abi3 target/wheels/dist-abi3 \
+		--python $(PY311) "$(DJANGO5)" --python $(PY313) "$(DJANGO6)"
+
+test-install: wheels  ## install each wheel (no Rust on PATH, no index) and the sdist in fresh venvs; smoke them
+	$(PY311) tests/install/run.py wheels --dist dist \
+		--python $(PY311) "$(DJANGO5)" --python $(PY312) "$(DJANGO6)" --python $(PY313) "$(DJANGO6)"
+	$(PY311) tests/install/run.py sdist --dist dist --python $(PY311) "$(DJANGO5)"
 
 lint: dev  ## formatters and linters, checking only
 	cargo fmt --all -- --check
@@ -81,4 +125,4 @@ hit-ratio: dev  ## hit ratios through the backend vs exact LRU and OPT, ~15 min 
 	HIT_RATIO_VIA="make hit-ratio$(if $(HIT_RATIO_ARGS), HIT_RATIO_ARGS=\"$(HIT_RATIO_ARGS)\")" $(VENV)/bin/python benchmarks/hit_ratio.py $(HIT_RATIO_ARGS)
 
 clean:  ## remove build products and virtualenvs
-	rm -rf target $(VENV) $(VENV6) python/django_rustcache/*.so
+	rm -rf target dist $(VENV) $(VENV6) $(VENVW) python/django_rustcache/*.so

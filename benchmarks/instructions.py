@@ -59,14 +59,15 @@ elif op == "set_evict":
 """
 
 
-def callgrind(command: list[str]) -> int:
-    """The instructions `command` executes, counted by callgrind."""
+def callgrind(command: list[str], env: dict[str, str] | None = None) -> int:
+    """The instructions `command` executes (in `env`, by default this process's), counted by callgrind."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", *command],
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         )
     match = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
     if match is None:
