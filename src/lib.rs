@@ -4,4 +4,5 @@
 //! `django_rustcache` Python package wraps in a Django `BaseCache`.
 
 mod python;
+pub mod shared;
 pub mod store;
