@@ -104,16 +104,20 @@ class _Unusable:
         raise ImproperlyConfigured(self._message)
 
 
-class RustCache(ExtrasMixin, BaseCache):
-    """A process-local cache, shared by every instance with the same ``LOCATION``, with
-    ``LocMemCache``'s semantics."""
+class NativeCache(ExtrasMixin, BaseCache):
+    """The face every django-rustcache backend shares: Django's API (and the extras) forwarded to a
+    native handle. A backend says how its LOCATION and OPTIONS are read and which handle it builds
+    (``_location_of``, ``_parse_options``, ``_new_native``); nothing else differs."""
+
+    _location_of: Any
+    _parse_options: Any
 
     pickle_protocol = pickle.HIGHEST_PROTOCOL
 
     def __init__(self, name: str, params: dict[str, Any]) -> None:
         super().__init__(params)
-        self._location = _location_key(name)
-        self._options = parse_options(params.get("OPTIONS", {}))
+        self._location = self._location_of(name)
+        self._options = self._parse_options(params.get("OPTIONS", {}))
         if self._options.pickle_protocol is not None:
             self.pickle_protocol = self._options.pickle_protocol
         self._build_native()
@@ -152,6 +156,10 @@ class RustCache(ExtrasMixin, BaseCache):
             return
         object.__delattr__(self, name)
 
+    def _new_native(self, *, verbatim: bool, protocol: Any, hook: Any) -> Any:
+        """The native handle for the current settings."""
+        raise NotImplementedError
+
     def _build_native(self) -> None:
         cls = type(self)
         verbatim = not (
@@ -163,38 +171,20 @@ class RustCache(ExtrasMixin, BaseCache):
         # A subclass that overrides get/set/delete sees them called by the *_many methods, as
         # BaseCache's loops (which LocMemCache uses) call them.
         self._generic_many = not (
-            cls.get is RustCache.get and cls.set is RustCache.set and cls.delete is RustCache.delete
+            cls.get is NativeCache.get and cls.set is NativeCache.set and cls.delete is NativeCache.delete
         )
         protocol = self.pickle_protocol
         # A subclass's get_backend_timeout (capping or jittering timeouts) decides every deadline, as
         # LocMemCache calls it at every write.
         hook = _weak_hook(self) if cls.get_backend_timeout is not BaseCache.get_backend_timeout else None
-        try:
-            native: Any = _core.Cache(
-                self._location,
-                key_prefix=self.key_prefix,
-                version=self.version,
-                default_timeout=self.default_timeout,
-                timeout_sentinel=DEFAULT_TIMEOUT,
-                max_entries=_clamp(self._max_entries, _I64),
-                cull_frequency=_clamp(self._cull_frequency, _I64),
-                max_bytes=self._options.max_bytes,
-                pickle_protocol=pickle.DEFAULT_PROTOCOL if protocol is None else _clamp(protocol, _I32),
-                make_keys=not verbatim,
-                key_warner=_warn_about_key,
-                python_clock=self._options.clock == "python",
-                eviction=self._options.eviction,
-                timeout_hook=hook,
-            )
-        except _core.EvictionConflict as exc:
-            native = _Unusable(f"RustCache OPTIONS['EVICTION']: {exc}")
+        native = self._new_native(verbatim=verbatim, protocol=protocol, hook=hook)
         # One attribute, published last: a thread reading it mid-rebuild sees the old pair or the new
         # one, never a mix (keys made in Python handed to a handle that makes them again).
         self._state = (verbatim, native)
         # The hottest call skips this class: when the handle makes the keys and no subclass has its own
         # `get`, the instance's `get` is the handle's (a bound method of the new handle, consistent on
         # its own; a thread still holding the old one uses the old handle whole).
-        if not verbatim and cls.get is RustCache.get and not isinstance(native, _Unusable):
+        if not verbatim and cls.get is NativeCache.get and not isinstance(native, _Unusable):
             self.__dict__["get"] = native.direct_get
         else:
             self.__dict__.pop("get", None)
@@ -344,3 +334,32 @@ class RustCache(ExtrasMixin, BaseCache):
 
     async def aclose(self, **kwargs):
         return self.close(**kwargs)
+
+
+class RustCache(NativeCache):
+    """A process-local cache, shared by every instance with the same ``LOCATION``, with
+    ``LocMemCache``'s semantics."""
+
+    _location_of = staticmethod(_location_key)
+    _parse_options = staticmethod(parse_options)
+
+    def _new_native(self, *, verbatim: bool, protocol: Any, hook: Any) -> Any:
+        try:
+            return _core.Cache(
+                self._location,
+                key_prefix=self.key_prefix,
+                version=self.version,
+                default_timeout=self.default_timeout,
+                timeout_sentinel=DEFAULT_TIMEOUT,
+                max_entries=_clamp(self._max_entries, _I64),
+                cull_frequency=_clamp(self._cull_frequency, _I64),
+                max_bytes=self._options.max_bytes,
+                pickle_protocol=pickle.DEFAULT_PROTOCOL if protocol is None else _clamp(protocol, _I32),
+                make_keys=not verbatim,
+                key_warner=_warn_about_key,
+                python_clock=self._options.clock == "python",
+                eviction=self._options.eviction,
+                timeout_hook=hook,
+            )
+        except _core.EvictionConflict as exc:
+            return _Unusable(f"RustCache OPTIONS['EVICTION']: {exc}")

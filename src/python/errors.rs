@@ -27,3 +27,20 @@ pub(crate) fn to_py(py: Python<'_>, key: &[u8], err: &StoreError) -> PyErr {
         StoreError::TooLarge { .. } => PyValueError::new_err(err.to_string()),
     }
 }
+
+pyo3::create_exception!(
+    django_rustcache._core,
+    SharedStoreError,
+    pyo3::exceptions::PyOSError,
+    "A SharedCache's LMDB store could not be opened or used (a foreign or damaged file, the file \
+     system, LMDB itself)."
+);
+
+/// A shared-store error: the store errors as for every backend, the rest as `SharedStoreError`
+/// with LMDB's or the file system's words.
+pub(crate) fn shared_to_py(py: Python<'_>, key: &[u8], err: &crate::shared::SharedError) -> PyErr {
+    match err {
+        crate::shared::SharedError::Store(err) => to_py(py, key, err),
+        other => SharedStoreError::new_err(other.to_string()),
+    }
+}

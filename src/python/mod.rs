@@ -1,12 +1,14 @@
 //! The `PyO3` binding: argument conversion, error mapping, logging set-up and the per-LOCATION
 //! registry. Nothing here knows Django; `python/django_rustcache` does.
 
+mod args;
 mod clock;
 mod errors;
 mod handle;
 mod keys;
 mod payload;
 mod registry;
+mod shared_handle;
 mod timeout;
 
 /// The native half of django-rustcache. Use `django_rustcache.RustCache`, not this module.
@@ -21,10 +23,17 @@ pub mod core_module {
     #[pymodule_export]
     use super::handle::{EvictionConflict, PyCache};
 
+    #[pymodule_export]
+    use super::shared_handle::{_after_fork, PySharedCache};
+
+    #[pymodule_export]
+    use super::errors::SharedStoreError;
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("ENTRY_OVERHEAD", crate::store::ENTRY_OVERHEAD)?;
+        m.add("SHARED_ENTRY_OVERHEAD", crate::shared::ENTRY_OVERHEAD)?;
         // Cache loggers but not levels, so a change of logging configuration at run time takes
         // effect. Another extension may have installed a `log` backend already: then ours is not
         // needed, and that is not an error.

@@ -27,6 +27,9 @@ const TRUE: Kind = 4;
 const FALSE: Kind = 5;
 const NONE: Kind = 6;
 const PICKLED: Kind = 7;
+/// An exact `str` held as its UTF-8 bytes, by a store that keeps no Python objects (the shared
+/// store: its values live in a file that other processes read).
+pub(crate) const UTF8: Kind = 8;
 
 static PICKLE_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static PICKLE_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -49,11 +52,7 @@ fn utf8_len(s: &Bound<'_, PyString>) -> PyResult<usize> {
 /// Turn a Python value into what the store holds for `key`. Pickling runs here, before any lock is
 /// taken, and its errors propagate unchanged.
 pub(crate) fn encode(key: &[u8], value: &Bound<'_, PyAny>, protocol: i32) -> PyResult<Item<Held>> {
-    if let Ok(int) = value.cast_exact::<PyInt>() {
-        if let Ok(n) = int.extract::<i64>() {
-            return Ok(Record::int(key, n).into());
-        }
-    } else if let Ok(s) = value.cast_exact::<PyString>() {
+    if let Ok(s) = value.cast_exact::<PyString>() {
         return Ok(Item {
             record: Record::new(key, STR, &[]),
             attachment: Some(Attachment {
@@ -61,19 +60,76 @@ pub(crate) fn encode(key: &[u8], value: &Bound<'_, PyAny>, protocol: i32) -> PyR
                 weight: utf8_len(s)?,
             }),
         });
+    }
+    let plain = encode_plain(value, protocol)?;
+    Ok(Record::new(key, plain.kind, plain.bytes()).into())
+}
+
+/// A value as plain bytes, for a store that keeps no Python object (`SharedCache`): its kind and
+/// contents, borrowed from the value where they can be.
+pub(crate) struct Plain<'py> {
+    pub(crate) kind: Kind,
+    contents: Contents<'py>,
+}
+
+enum Contents<'py> {
+    Fixed([u8; 8], usize),
+    Bytes(Bound<'py, PyBytes>),
+    Text(Bound<'py, PyString>),
+}
+
+impl Plain<'_> {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match &self.contents {
+            Contents::Fixed(buf, len) => &buf[..*len],
+            Contents::Bytes(b) => b.as_bytes(),
+            // Checked to be valid UTF-8 in `encode_plain`.
+            Contents::Text(s) => s.to_str().map_or(&[], str::as_bytes),
+        }
+    }
+}
+
+/// `encode` for a store that keeps no Python objects: an exact `str` is held as UTF-8 (a `str` with
+/// lone surrogates, which has none, is pickled), everything else as `encode` holds it.
+pub(crate) fn encode_plain<'py>(value: &Bound<'py, PyAny>, protocol: i32) -> PyResult<Plain<'py>> {
+    let fixed = |kind, bytes: &[u8]| {
+        let mut buf = [0; 8];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Ok(Plain {
+            kind,
+            contents: Contents::Fixed(buf, bytes.len()),
+        })
+    };
+    if let Ok(int) = value.cast_exact::<PyInt>() {
+        if let Ok(n) = int.extract::<i64>() {
+            return fixed(INT, &n.to_le_bytes());
+        }
+    } else if let Ok(s) = value.cast_exact::<PyString>() {
+        if s.to_str().is_ok() {
+            return Ok(Plain {
+                kind: UTF8,
+                contents: Contents::Text(s.clone()),
+            });
+        }
     } else if let Ok(b) = value.cast_exact::<PyBytes>() {
-        return Ok(Record::new(key, BYTES, b.as_bytes()).into());
+        return Ok(Plain {
+            kind: BYTES,
+            contents: Contents::Bytes(b.clone()),
+        });
     } else if let Ok(f) = value.cast_exact::<PyFloat>() {
-        return Ok(Record::new(key, FLOAT, &f.value().to_le_bytes()).into());
+        return fixed(FLOAT, &f.value().to_le_bytes());
     } else if let Ok(b) = value.cast_exact::<PyBool>() {
-        return Ok(Record::new(key, if b.is_true() { TRUE } else { FALSE }, &[]).into());
+        return fixed(if b.is_true() { TRUE } else { FALSE }, &[]);
     } else if value.is_none() {
-        return Ok(Record::new(key, NONE, &[]).into());
+        return fixed(NONE, &[]);
     }
     let dumps = PICKLE_DUMPS.import(value.py(), "pickle", "dumps")?;
     let pickled = dumps.call1((value, protocol))?;
     let pickled = pickled.cast_into::<PyBytes>().map_err(PyErr::from)?;
-    Ok(Record::new(key, PICKLED, pickled.as_bytes()).into())
+    Ok(Plain {
+        kind: PICKLED,
+        contents: Contents::Bytes(pickled),
+    })
 }
 
 /// A stored value on its way out: either already a Python object, or pickled bytes to load once
@@ -89,11 +145,21 @@ pub(crate) fn decode_in_lock<'py>(py: Python<'py>, record: &Record, held: Option
     if let Some(s) = held {
         return Decoded::Ready(s.bind(py).clone().into_any());
     }
-    let value = record.value();
-    let obj = match record.kind() {
-        INT => match record.as_int() {
-            Some(n) => PyInt::new(py, n).into_any(),
-            None => malformed(py, value),
+    decode_plain(py, record.kind(), record.value())
+}
+
+/// Build the Python form of a value held as plain bytes (`decode_in_lock` without a held object; all
+/// of `SharedCache`'s values). Runs no Python code, so it is safe inside a store lock or an LMDB
+/// read transaction.
+pub(crate) fn decode_plain<'py>(py: Python<'py>, kind: Kind, value: &[u8]) -> Decoded<'py> {
+    let obj = match kind {
+        INT => match value.try_into() {
+            Ok(bits) => PyInt::new(py, i64::from_le_bytes(bits)).into_any(),
+            Err(_) => malformed(py, value),
+        },
+        UTF8 => match std::str::from_utf8(value) {
+            Ok(text) => PyString::new(py, text).into_any(),
+            Err(_) => malformed(py, value),
         },
         PICKLED => return Decoded::Pickled(PyBytes::new(py, value)),
         BYTES => PyBytes::new(py, value).into_any(),
