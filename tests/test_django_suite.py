@@ -1,10 +1,12 @@
 """Django's own cache test suite (``tests/cache/tests.py`` of the installed Django version) on
-RustCache: see ``tests/django_suite/run.py`` and ``tests/django_suite/EXCLUSIONS.md``."""
+RustCache and on SharedCache: see ``tests/django_suite/run.py`` and ``tests/django_suite/EXCLUSIONS.md``."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.django_suite import run
 
@@ -20,9 +22,10 @@ def test_exclusions_are_documented():
         assert f"`{cls}.{test}`" in documented, (cls, test)
 
 
-def test_django_cache_suite_passes_on_rustcache():
+@pytest.mark.parametrize("backend", ["rust", "shared"])
+def test_django_cache_suite_passes(backend):
     done = subprocess.run(
-        [sys.executable, str(SUITE / "run.py")],
+        [sys.executable, str(SUITE / "run.py"), "--backend", backend],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

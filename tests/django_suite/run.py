@@ -1,6 +1,10 @@
-"""Run Django's own cache test suite against RustCache.
+"""Run Django's own cache test suite against RustCache (or SharedCache).
 
-Usage: ``python tests/django_suite/run.py`` with the interpreter of the venv under test.
+Usage: ``python tests/django_suite/run.py [--backend rust|shared]`` with the interpreter of the venv
+under test. With ``--backend shared`` the same tests run on ``SharedCache``, through a subclass that
+puts each LOCATION of Django's test settings (relative names, or none) under a directory of that
+``runtests`` process's own, so no two runs share a store; the files written are named ``sharedcache``
+instead of ``rustcache``.
 
 1. Find the installed Django version and fetch its source distribution from the package index
    (``pip download``) into ``.cache/django-suite/<version>/`` (gitignored); extract its ``tests/``
@@ -16,6 +20,7 @@ Usage: ``python tests/django_suite/run.py`` with the interpreter of the venv und
    either failed. Every exclusion is listed, with its reason, in ``EXCLUSIONS.md`` beside this file.
 """
 
+import argparse
 import glob
 import os
 import shutil
@@ -30,7 +35,12 @@ import django
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-BACKEND = "django_rustcache.RustCache"
+# --backend: (the BACKEND path the copied tests use, the tag of the files written for it).
+BACKENDS = {
+    "rust": ("django_rustcache.RustCache", "rustcache"),
+    "shared": ("cache.sharedcache_backend.SuiteSharedCache", "sharedcache"),
+}
+BACKEND = BACKENDS["rust"][0]
 LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 
 # Classes of cache/tests.py left out of the RustCache copy: they test other backends, or LocMem
@@ -59,19 +69,46 @@ SKIPPED = {
     ),
 }
 
-SETTINGS = f"""\
+SHARED_BACKEND_MODULE = """\
+# Written by django-rustcache's tests/django_suite/run.py --backend shared.
+import os
+
+from django_rustcache.shared import SharedCache, _private_directory
+
+ROOT = os.environ["RUSTCACHE_SUITE_ROOT"]
+
+
+class SuiteSharedCache(SharedCache):
+    \"\"\"SharedCache with each relative LOCATION of Django's test settings (or none) made a directory
+    under this runtests process's own root: the suite's LOCATIONs are LocMem names.\"\"\"
+
+    @staticmethod
+    def _location_of(name):
+        name = "" if name is None else str(name)
+        if not os.path.isabs(name):
+            name = os.path.join(ROOT, name.replace(os.sep, "_") or "default")
+        return _private_directory(name)
+"""
+
+
+def settings_for(backend: str) -> str:
+    return f"""\
 # Written by django-rustcache's tests/django_suite/run.py.
 from test_sqlite import *  # noqa: F403
 
-CACHES = {{"default": {{"BACKEND": {BACKEND!r}}}}}
+CACHES = {{"default": {{"BACKEND": {backend!r}}}}}
 """
 
-REST_TAIL = f"""
+
+def rest_tail(backend: str) -> str:
+    return f"""
 
 # --- Appended by django-rustcache's tests/django_suite/run.py: exclusions (see EXCLUSIONS.md). ---
 import unittest as _unittest
 
-from django_rustcache import RustCache as _RustCache
+from django.utils.module_loading import import_string as _import_string
+
+_Backend = _import_string({backend!r})
 
 for _name in {sorted(NOT_RUN)!r}:
     globals().pop(_name, None)
@@ -82,13 +119,13 @@ for (_cls, _test), _reason in {SKIPPED!r}.items():
 
 class RustCacheInUseTests(SimpleTestCase):
     def test_backends(self):
-        self.assertIsInstance(caches["default"], _RustCache)
+        self.assertIsInstance(caches["default"], _Backend)
         for _name, _obj in list(globals().items()):
             _overridden = (getattr(_obj, "_overridden_settings", None) or {{}}) if isinstance(_obj, type) else {{}}
             _caches = _overridden.get("CACHES")
             if _caches:
                 with self.subTest(test_case=_name):
-                    self.assertEqual({{p["BACKEND"] for p in _caches.values()}}, {{{BACKEND!r}}})
+                    self.assertEqual({{p["BACKEND"] for p in _caches.values()}}, {{{backend!r}}})
 """
 
 
@@ -139,35 +176,44 @@ def fetch_suite(version: str) -> Path:
     return suite
 
 
-def prepare(suite: Path) -> None:
-    """Write the RustCache test modules and settings into the extracted suite."""
+def prepare(suite: Path, backend: str, tag: str) -> None:
+    """Write the test modules and settings for `backend` into the extracted suite."""
     source = (suite / "cache" / "tests.py").read_text(encoding="utf-8")
     if LOCMEM not in source:
         fail(f"{LOCMEM} no longer appears in cache/tests.py: revisit run.py")
-    write(suite / "cache" / "test_rustcache.py", (HERE / "rustcache_cases.py").read_text(encoding="utf-8"))
-    write(suite / "cache" / "test_rustcache_rest.py", source.replace(LOCMEM, BACKEND) + REST_TAIL)
-    write(suite / "rustcache_settings.py", SETTINGS)
+    write(suite / "cache" / f"test_{tag}.py", (HERE / "rustcache_cases.py").read_text(encoding="utf-8"))
+    write(suite / "cache" / f"test_{tag}_rest.py", source.replace(LOCMEM, backend) + rest_tail(backend))
+    write(suite / f"{tag}_settings.py", settings_for(backend))
+    if tag == "sharedcache":
+        write(suite / "cache" / "sharedcache_backend.py", SHARED_BACKEND_MODULE)
 
 
-def runtests(suite: Path, label: str, settings: str) -> int:
+def runtests(suite: Path, label: str, settings: str, backend: str) -> int:
     command = [sys.executable, "runtests.py", label, f"--settings={settings}", "--parallel=1", "-v", "2"]
     print(f"django_suite: {' '.join(command)}  (in {suite})", flush=True)
     env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}}
-    return subprocess.run(command, cwd=suite, env=env, check=False).returncode
+    env["RUSTCACHE_SUITE_BACKEND"] = backend
+    # A directory of this run's own for SharedCache's LOCATIONs (private, as SharedCache requires).
+    with tempfile.TemporaryDirectory(prefix="rustcache-suite-") as root:
+        env["RUSTCACHE_SUITE_ROOT"] = root
+        return subprocess.run(command, cwd=suite, env=env, check=False).returncode
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="rust")
+    backend, tag = BACKENDS[parser.parse_args(argv).backend]
     version = django.__version__
-    print(f"django_suite: Django {version} from {Path(django.__file__).parent}", flush=True)
+    print(f"django_suite: Django {version} from {Path(django.__file__).parent}, backend {backend}", flush=True)
     suite = fetch_suite(version)
-    prepare(suite)
+    prepare(suite, backend, tag)
     codes = [
-        runtests(suite, "cache.test_rustcache", "test_sqlite"),
-        runtests(suite, "cache.test_rustcache_rest", "rustcache_settings"),
+        runtests(suite, f"cache.test_{tag}", "test_sqlite", backend),
+        runtests(suite, f"cache.test_{tag}_rest", f"{tag}_settings", backend),
     ]
     print(f"django_suite: runtests exit codes {codes}", flush=True)
     return max(codes)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,6 @@
-"""Django's ``BaseCacheTests`` on ``RustCache``, plus ports of the ``LocMemCacheTests`` extras.
+"""Django's ``BaseCacheTests`` on ``RustCache`` (or on the backend named by the environment variable
+``RUSTCACHE_SUITE_BACKEND``: ``run.py --backend shared`` runs them on ``SharedCache``), plus ports of the
+``LocMemCacheTests`` extras.
 
 ``run.py`` copies this file into the cache app of the extracted Django test suite, as
 ``cache/test_rustcache.py``, so the relative imports below are ``tests/cache/tests.py`` of the
@@ -6,17 +8,18 @@ installed Django version. The ports check the same behaviour as LocMem's tests, 
 public API only: LocMem's versions read ``_expire_info`` and ``_lock``, which RustCache has not.
 """
 
+import os
 import time
 from unittest import mock
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.test import SimpleTestCase, TestCase, override_settings
-
-from django_rustcache import RustCache
+from django.utils.module_loading import import_string
 
 from .tests import BaseCacheTests, caches_setting_for_tests
 
-BACKEND = "django_rustcache.RustCache"
+BACKEND = os.environ.get("RUSTCACHE_SUITE_BACKEND", "django_rustcache.RustCache")
+BACKEND_CLASS = import_string(BACKEND)
 
 limit_rustcache_entries = override_settings(
     CACHES=caches_setting_for_tests(BACKEND=BACKEND, OPTIONS={"MAX_ENTRIES": 9})
@@ -55,7 +58,7 @@ class RustCacheTests(BaseCacheTests, TestCase):
     def test_backend(self):
         for alias in caches_setting_for_tests():
             with self.subTest(alias=alias):
-                self.assertIsInstance(caches[alias], RustCache)
+                self.assertIsInstance(caches[alias], BACKEND_CLASS)
 
     def test_shared_store(self):
         # The premise of test_prefix, test_custom_key_func and the versioning tests.
