@@ -16,7 +16,7 @@ comma := ,
 PY312 ?= $(call newest,3.12)
 PY313 ?= $(call newest,3.13)
 
-.PHONY: help dev dev6 test test-rust test-py test-py6 test-install wheels wheel-abi3 abi3-cost lint format demo bench clean
+.PHONY: help dev dev6 test test-rust test-py test-py6 test-install wheels wheel-abi3 abi3-cost lint format demo demo-shared bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -106,6 +106,11 @@ format:  ## rewrite code in house style
 
 demo: dev  ## the demo site on http://127.0.0.1:8000/ (in-process store)
 	cd examples/demo && ../../$(VENV)/bin/python manage.py runserver 127.0.0.1:8000
+
+demo-shared: dev  ## the demo on SharedCache, 4 gunicorn workers, http://127.0.0.1:8000/workers/
+	$(VENV)/bin/pip install -q "gunicorn>=23"
+	cd examples/demo && DJANGO_SETTINGS_MODULE=demo_site.shared_settings ../../$(VENV)/bin/gunicorn \
+		--workers 4 --bind 127.0.0.1:8000 --access-logfile - demo_site.wsgi:application
 
 VENVB := .venv-bench
 

@@ -324,3 +324,28 @@ def test_forms_carry_a_csrf_token(cache):
     response = client.post(reverse("add"), {"value": "with token", "csrfmiddlewaretoken": token})
     assert response.status_code == 200
     assert cache.get("add_key") == "with token"
+
+
+def test_the_workers_page_counts_and_rate_limits(client, cache, clock, monkeypatch):
+    from walkthrough import views
+
+    monkeypatch.setattr(views, "RATE_LIMIT", 2)
+    url = reverse("workers")
+    statuses = [client.post(url, {"user": "bob"}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    response = client.post(url, {"user": "carol"})
+    assert response.status_code == 200
+    assert response.context["requests"] == 4
+    assert response.context["workers"] == [os.getpid()]
+    clock.shift(views.RATE_WINDOW)
+    assert client.post(url, {"user": "bob"}).status_code == 200, "a new window"
+
+
+def test_shared_settings_put_the_default_cache_on_sharedcache():
+    sys.path.insert(0, str(DEMO))
+    try:
+        settings = importlib.import_module("demo_site.shared_settings")
+    finally:
+        sys.path.remove(str(DEMO))
+    assert settings.CACHES["default"]["BACKEND"] == "django_rustcache.SharedCache"
+    assert os.path.isabs(settings.CACHES["default"]["LOCATION"])

@@ -16,4 +16,5 @@ urlpatterns = [
     path("clear/", views.clear_page, name="clear"),
     path("async/", views.async_page, name="async"),
     path("stats/", views.stats_page, name="stats"),
+    path("workers/", views.workers_page, name="workers"),
 ]

@@ -5,6 +5,8 @@ button is pressed. A button POSTs to the page's view, which makes the cache call
 one, as code, next to what it returned.
 """
 
+import os
+import time
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +30,7 @@ PAGES = [
     ("clear", "clear"),
     ("async", "aget / aset"),
     ("stats", "stats()"),
+    ("workers", "every worker, one cache"),
 ]
 
 
@@ -228,3 +231,46 @@ def stats_page(request: HttpRequest) -> HttpResponse:
     rows = [(name, stats[name], STAT_NOTES.get(name, "")) for name in STAT_NOTES if name in stats]
     rows += [(name, value, "") for name, value in stats.items() if name not in STAT_NOTES]
     return _page(request, "stats", rows=rows)
+
+
+# The rate limit of the workers page: this many requests per user per window.
+RATE_LIMIT = 5
+RATE_WINDOW = 10  # seconds
+
+
+def workers_page(request: HttpRequest) -> HttpResponse:
+    """What only a cache shared by every worker process gets right (``make demo-shared``: 4 gunicorn
+    workers on SharedCache): which worker answered, a counter all of them increment, and a rate limit
+    counted per user per window with ``incr``. On a per-process cache (RustCache, LocMemCache) each
+    worker would keep its own counter and its own limit."""
+    calls = None
+    pid = os.getpid()
+    limited = False
+    if request.method == "POST":
+        calls = Calls()
+        calls(f"cache.set('worker:{pid}', time.time(), timeout=60)", cache.set(f"worker:{pid}", time.time(), 60))
+        calls("cache.add('requests', 0, timeout=None)", cache.add("requests", 0, timeout=None))
+        calls("cache.incr('requests')", cache.incr("requests"))
+        user = request.POST.get("user") or "anonymous"
+        window = int(time.time()) // RATE_WINDOW
+        key = f"rate:{user}:{window}"
+        calls(f"cache.add({key!r}, 0, timeout={RATE_WINDOW + 1})", cache.add(key, 0, timeout=RATE_WINDOW + 1))
+        count = cache.incr(key)
+        calls(f"cache.incr({key!r})", count)
+        limited = count > RATE_LIMIT
+    workers = sorted(int(key.split(":", 1)[1]) for key in cache.keys("worker:*")) if calls else []
+    response = _page(
+        request,
+        "workers",
+        calls,
+        pid=pid,
+        backend=type(cache).__name__,
+        workers=workers,
+        requests=cache.get("requests") if calls else None,
+        limited=limited,
+        limit=RATE_LIMIT,
+        window=RATE_WINDOW,
+    )
+    if limited:
+        response.status_code = 429
+    return response
