@@ -58,7 +58,11 @@ LOCMEM = Backend("locmem", "LocMemCache")
 FLOOR = Backend("floor", "dict+pickle floor")
 REDIS = Backend("redis", "Redis")
 DISKCACHE = Backend("diskcache", "diskcache")
-ALL_BACKENDS = (RUST, RUST_ADAPTIVE, LOCMEM, FLOOR, REDIS, DISKCACHE)
+SHARED = Backend("shared", "SharedCache")
+ALL_BACKENDS = (RUST, RUST_ADAPTIVE, LOCMEM, FLOOR, REDIS, DISKCACHE, SHARED)
+# SharedCache's LOCATION for this run (a fresh directory, in /dev/shm where there is one), inherited by
+# the child processes through the environment.
+SHARED_DIR_ENV = "BENCH_SHARED_DIR"
 
 # Nothing may be culled or expire during a run: entries are bounded only by what a run writes.
 MAX_ENTRIES = 1 << 40
@@ -117,6 +121,13 @@ def cache_settings(redis_port: int | None, diskcache_dir: str | None) -> dict[st
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": f"redis://127.0.0.1:{redis_port}/0",
             "TIMEOUT": TIMEOUT,
+        }
+    if os.environ.get(SHARED_DIR_ENV):
+        caches[SHARED.alias] = {
+            "BACKEND": "django_rustcache.SharedCache",
+            "LOCATION": os.environ[SHARED_DIR_ENV],
+            "TIMEOUT": TIMEOUT,
+            "OPTIONS": {"MAX_ENTRIES": MAX_ENTRIES, "MAP_SIZE": 4 * 2**30},
         }
     if diskcache_dir is not None:
         caches[DISKCACHE.alias] = {
@@ -529,6 +540,8 @@ class Results:
     ops: dict[str, dict[str, Stat]] = field(default_factory=dict)
     # threads -> backend label -> Stat (aggregate ops/s)
     threads: dict[int, dict[str, Stat]] = field(default_factory=dict)
+    # processes -> backend label -> Stat (aggregate ops/s of the read-heavy mix)
+    processes: dict[int, dict[str, Stat]] = field(default_factory=dict)
     # backend label -> bytes per entry (and details)
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
     # op name -> backend label -> Stat (ns per op), on the full caches of EVICTION_BACKENDS
@@ -693,6 +706,81 @@ def time_threads(backends: list[Backend], plan: Plan, results: Results) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Processes: a read-heavy mix (9 gets to 1 set) in 1, 2, 4 processes at once, each with its own
+# caches[alias] (SharedCache, Redis and diskcache share one store between them; RustCache and
+# LocMemCache are one cache per process, shown for the per-process cost).
+
+PROCESS_COUNTS = (1, 2, 4)
+
+
+def procs_child(alias: str, seconds: float, go: str) -> dict[str, Any]:
+    from django.core.cache import caches
+
+    cache = caches[alias]
+    keys = _keys("procs")
+    cache.set_many(dict.fromkeys(keys, SHORT_STR))
+    print("ready", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.0005)
+    done = 0
+    start = perf_counter_ns()
+    deadline = start + int(seconds * 1e9)
+    while True:
+        for i in range(0, POOL, 10):
+            for key in keys[i : i + 9]:
+                cache.get(key)
+            cache.set(keys[i + 9], SHORT_STR)
+        done += POOL
+        if perf_counter_ns() >= deadline:
+            break
+    return {"ops": done, "start": start, "end": perf_counter_ns()}
+
+
+def process_throughput(backend: Backend, procs: int, seconds: float, redis_port: int | None, diskcache_dir) -> float:
+    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="bench-procs-") as tmp:
+        go = os.path.join(tmp, "go")
+        command = [sys.executable, str(Path(__file__).resolve()), "--procs-child", backend.alias, "--go", go]
+        command += ["--procs-seconds", str(seconds)]
+        if redis_port is not None:
+            command += ["--redis-port", str(redis_port)]
+        if diskcache_dir is not None:
+            command += ["--diskcache-dir", diskcache_dir]
+        children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(procs)]
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a {backend.label} process did not start")
+        Path(go).touch()
+        reports = []
+        for child in children:
+            out, _ = child.communicate(timeout=seconds * 10 + 60)
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+    wall = (max(r["end"] for r in reports) - min(r["start"] for r in reports)) / 1e9
+    return sum(r["ops"] for r in reports) / wall
+
+
+def time_processes(backends: list[Backend], plan: Plan, redis_port, diskcache_dir, results: Results) -> None:
+    for procs in PROCESS_COUNTS:
+        started = time.monotonic()
+        samples: dict[Backend, list[float]] = {backend: [] for backend in backends}
+        for rep in range(plan.thread_reps):
+            for backend in rotated(backends, rep):
+                samples[backend].append(
+                    process_throughput(backend, procs, plan.thread_seconds, redis_port, diskcache_dir)
+                )
+        results.processes[procs] = {backend.label: Stat.of(samples[backend]) for backend in backends}
+        print(f"  read-heavy mix, {procs} process(es): {time.monotonic() - started:.1f} s", file=sys.stderr)
+
+
+def process_table(results: Results, labels: list[str]) -> str:
+    lines = ["| processes | " + " | ".join(labels) + " |", "|---" + "|--:" * len(labels) + "|"]
+    for procs, by in results.processes.items():
+        cells = [f"{by[label].median / 1000:,.0f} k" if label in by else "-" for label in labels]
+        lines.append(f"| {procs} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Memory: in a fresh subprocess per backend.
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -741,6 +829,10 @@ def memory_child(alias: str, entries: int, redis_port: int | None, diskcache_dir
     elif alias == DISKCACHE.alias:
         report["disk_bytes_per_entry"] = tree_bytes(Path(diskcache_dir)) / entries
         report["measured"] = "process RSS (the data itself is on disk)"
+    elif alias == SHARED.alias:
+        data = Path(os.environ[SHARED_DIR_ENV]) / "data.mdb"
+        report["disk_bytes_per_entry"] = data.stat().st_blocks * 512 / entries
+        report["measured"] = "process RSS (the pages of the shared map it touched: the data itself)"
     else:
         report["measured"] = "process RSS"
     return report
@@ -798,6 +890,14 @@ TARGETS = [
     ("aget hit (short str)", 0.01),
 ]
 MEMORY_TARGET = 0.5
+# SharedCache: (row, peer, bound on the ratio of SharedCache's median to the peer's)
+SHARED_TARGETS = [
+    ("get hit (short str)", LOCMEM, 0.25),
+    ("get hit (short str)", DISKCACHE, 0.1),
+    ("set (short str)", LOCMEM, 1.0),
+    ("set (short str)", DISKCACHE, 0.05),
+    ("incr", LOCMEM, 1.0),
+]
 # EVICTION "adaptive" is no more than 10% slower than "lru" on get and set: (row, bound on the ratio
 # adaptive / lru), on the unbounded caches of the main table and on the full caches of the eviction table.
 ADAPTIVE_TARGETS = [("get hit (short str)", 1.10), ("set (short str)", 1.10)]
@@ -909,6 +1009,13 @@ def target_checks(results: Results) -> str:
         ratio = results.memory[rust]["bytes_per_entry"] / results.memory[base]["bytes_per_entry"]
         met = verdict(ratio, MEMORY_TARGET)
         lines.append(f"| memory per entry, vs LocMemCache | {fmt_ratio(ratio)} | ≤ {MEMORY_TARGET}x | {met} |")
+    for name, peer, bound in SHARED_TARGETS:
+        by = results.ops.get(name, {})
+        if SHARED.label not in by or peer.label not in by:
+            continue
+        ratio = by[SHARED.label].median / by[peer.label].median
+        met = verdict(ratio, bound)
+        lines.append(f"| {name}, SharedCache vs {peer.label} | {fmt_ratio(ratio)} | ≤ {bound}x | {met} |")
     for source, targets, lru, adaptive, where in [
         (results.ops, ADAPTIVE_TARGETS, rust, RUST_ADAPTIVE.label, ""),
         (results.eviction, ADAPTIVE_FULL_TARGETS, EVICT_LRU.label, EVICT_ADAPTIVE.label, f", {FULL_ENTRIES:,} max"),
@@ -978,6 +1085,16 @@ def report(results: Results, labels: list[str], info: dict[str, str], plan: Plan
     out += ["Targets (RustCache, medians, same run):", "", target_checks(results), ""]
     if results.threads:
         out += ["Aggregate throughput of the get/set mix, ops/s (medians):", "", throughput_table(results, labels), ""]
+    if results.processes:
+        plabels = [label for label in labels if any(label in by for by in results.processes.values())]
+        out += [
+            "Aggregate throughput of a read-heavy mix (9 gets : 1 set) in N processes at once, ops/s (medians; "
+            "SharedCache, Redis and diskcache: one store for all the processes; RustCache and LocMemCache: one "
+            "cache per process, which is not the same service):",
+            "",
+            process_table(results, plabels),
+            "",
+        ]
     out += ["Machine and run:", ""]
     out += [f"- {key}: {value}" for key, value in info.items()]
     out += [
@@ -1024,6 +1141,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="also replace the block between bench markers in this file (benchmarks/README.md's always is)",
     )
+    parser.add_argument("--no-processes", action="store_true", help="skip the multi-process mix")
+    parser.add_argument("--no-shared", action="store_true", help="leave out SharedCache")
+    parser.add_argument("--procs-child", help=argparse.SUPPRESS)
+    parser.add_argument("--procs-seconds", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--go", help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--memory-entries", type=int, default=1_000_000, help=argparse.SUPPRESS)
     parser.add_argument("--diskcache-dir", help=argparse.SUPPRESS)
@@ -1049,6 +1171,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.memory_entries, args.redis_port, args.diskcache_dir)))
         return 0
+    if args.procs_child:
+        configure_django(args.redis_port, args.diskcache_dir)
+        print(json.dumps(procs_child(args.procs_child, args.procs_seconds, args.go)))
+        return 0
+    shared_root = None
+    if not args.no_shared:
+        shm = Path("/dev/shm")
+        shared_root = tempfile.mkdtemp(dir=shm if shm.is_dir() else cache_dir(), prefix="bench-shared-")
+        os.environ[SHARED_DIR_ENV] = str(Path(shared_root) / "cache")
 
     plan = QUICK if args.quick else FULL
     if args.reps:
@@ -1087,6 +1218,8 @@ def main(argv: list[str] | None = None) -> int:
             backends.append(REDIS)
         if diskcache_dir is not None:
             backends.append(DISKCACHE)
+        if shared_root is not None:
+            backends.append(SHARED)
         held = {backend: caches[backend.alias] for backend in backends}
         for cache in held.values():
             cache.clear()
@@ -1113,6 +1246,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_threads:
             print("threads:", file=sys.stderr)
             time_threads(backends, plan, results)
+        if not args.no_processes:
+            print("processes:", file=sys.stderr)
+            procs_backends = [b for b in backends if b not in (FLOOR, RUST_ADAPTIVE)]
+            time_processes(procs_backends, plan, redis_port, diskcache_dir, results)
         for cache in held.values():
             cache.clear()
         if not args.no_memory:
@@ -1123,6 +1260,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if diskcache_dir is not None:
             shutil.rmtree(diskcache_dir, ignore_errors=True)
+        if shared_root is not None:
+            shutil.rmtree(shared_root, ignore_errors=True)
         if started_redis:
             stop_redis()
 
@@ -1136,6 +1275,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info,
             "ops": {name: {k: vars(v) for k, v in by.items()} for name, by in results.ops.items()},
             "threads": {str(t): {k: vars(v) for k, v in by.items()} for t, by in results.threads.items()},
+            "processes": {str(p): {k: vars(v) for k, v in by.items()} for p, by in results.processes.items()},
             "memory": results.memory,
             "eviction": {name: {k: vars(v) for k, v in by.items()} for name, by in results.eviction.items()},
         }
