@@ -279,11 +279,27 @@ impl PySharedCache {
         let key = self.key(key, version)?;
         let plain = encode_plain(token, self.protocol)?;
         let now = self.clock.now(py)?;
-        let deadline = self.timeouts.resolve(timeout)?.deadline(&now);
+        // A lock's own timeout, never passed through a `get_backend_timeout` override.
+        let deadline = self.timeouts.resolve_as(timeout, false)?.deadline(&now);
         let (kind, data, at) = (plain.kind, plain.bytes(), now.get());
         Ok(self
             .write(py, &key, |s| s.lock_add(&key, kind, data, deadline, at))?
             .unwrap_or(false))
+    }
+
+    /// `touch` for `cache.lock()`'s `extend` and `reacquire`: the lock's own timeout, never passed
+    /// through a `get_backend_timeout` override.
+    fn lock_touch(
+        &self,
+        key: &Bound<'_, PyAny>,
+        timeout: &Bound<'_, PyAny>,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let py = key.py();
+        let (key, now) = self.key_and_now(key, version)?;
+        let deadline = self.timeouts.resolve_as(timeout, false)?.deadline(&now);
+        let at = now.get();
+        Ok(self.write(py, &key, |s| s.touch(&key, deadline, at))?.unwrap_or(false))
     }
 
     /// Store every item of `data` in one write transaction; the keys that could not be stored (too
@@ -311,18 +327,27 @@ impl PySharedCache {
                     return Err(err);
                 }
             };
-            items.push((made, plain.kind, plain.bytes().to_vec()));
+            items.push((made, plain.kind, plain.bytes().to_vec(), None));
             keys.push(key);
         }
         if items.is_empty() {
             return Ok(PyList::empty(py));
         }
-        let ttl = self.timeouts.resolve(timeout)?;
         let now = self.clock.now(py)?;
-        let deadline = ttl.deadline(&now);
+        if self.timeouts.has_hook() {
+            // A `get_backend_timeout` override is asked once per key, as `LocMemCache.set` asks it.
+            for item in &mut items {
+                item.3 = self.timeouts.resolve(timeout)?.deadline(&now);
+            }
+        } else {
+            let deadline = self.timeouts.resolve(timeout)?.deadline(&now);
+            for item in &mut items {
+                item.3 = deadline;
+            }
+        }
         let (at, limits) = (now.get(), &self.limits);
         let refused = self
-            .write(py, &[], |s| s.set_many(&items, deadline, limits, at))?
+            .write(py, &[], |s| s.set_many(&items, limits, at))?
             .unwrap_or_default();
         if !refused.is_empty() {
             log::warn!(target: "django_rustcache.store", "{} value(s) not stored: too large for MAX_BYTES or the map; their old values were removed", refused.len());

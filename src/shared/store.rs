@@ -57,6 +57,9 @@ pub struct Value {
     pub deadline: Timestamp,
 }
 
+/// One item of `set_many`: key, kind, value bytes and deadline (`None`: dead on arrival).
+pub type SetItem = (Vec<u8>, u8, Vec<u8>, Option<Timestamp>);
+
 /// One LOCATION's store in this process.
 pub struct SharedStore {
     env: Env,
@@ -456,17 +459,11 @@ impl SharedStore {
 
     /// `set` of several items in one transaction (when the map is full, one transaction each);
     /// the indexes of the items refused as too large.
-    pub fn set_many(
-        &self,
-        items: &[(Vec<u8>, u8, Vec<u8>)],
-        deadline: Option<Timestamp>,
-        limits: &Limits,
-        now: Timestamp,
-    ) -> Result<Vec<usize>, SharedError> {
+    pub fn set_many(&self, items: &[SetItem], limits: &Limits, now: Timestamp) -> Result<Vec<usize>, SharedError> {
         let together = self.write(now, |w| {
             let mut refused = Vec::new();
-            for (i, (key, kind, data)) in items.iter().enumerate() {
-                if w.set(key, *kind, data, deadline, limits)?.is_some() {
+            for (i, (key, kind, data, deadline)) in items.iter().enumerate() {
+                if w.set(key, *kind, data, *deadline, limits)?.is_some() {
                     refused.push(i);
                 }
             }
@@ -477,8 +474,8 @@ impl SharedStore {
             other => return other,
         }
         let mut refused = Vec::new();
-        for (i, (key, kind, data)) in items.iter().enumerate() {
-            match self.set(key, *kind, data, deadline, limits, now) {
+        for (i, (key, kind, data, deadline)) in items.iter().enumerate() {
+            match self.set(key, *kind, data, *deadline, limits, now) {
                 Ok(()) => {}
                 Err(SharedError::Store(StoreError::TooLarge { .. })) => refused.push(i),
                 Err(err) => return Err(err),

@@ -227,8 +227,12 @@ fn byte_budget_evicts_lru_and_refuses_what_never_fits() {
         !s.contains(b"19", at(0)).unwrap(),
         "a refused set removes the old value"
     );
-    let items = vec![(b"a".to_vec(), BYTES, vec![1]), (b"b".to_vec(), BYTES, huge.clone())];
-    assert_eq!(s.set_many(&items, Some(Timestamp::NEVER), &l, at(0)).unwrap(), vec![1]);
+    let never = Some(Timestamp::NEVER);
+    let items = vec![
+        (b"a".to_vec(), BYTES, vec![1], never),
+        (b"b".to_vec(), BYTES, huge.clone(), never),
+    ];
+    assert_eq!(s.set_many(&items, &l, at(0)).unwrap(), vec![1]);
     assert_eq!(s.check_invariants().unwrap(), Ok(()));
 }
 
