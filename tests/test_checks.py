@@ -149,3 +149,39 @@ def test_stats_rejects_unknown_and_foreign_aliases(stats_caches):
         stats_output("nope")
     with pytest.raises(CommandError, match="not a RustCache"):
         stats_output("locmem")
+
+
+SHARED = "django_rustcache.SharedCache"
+
+
+def test_shared_cache_aliases_are_checked_too(tmp_path):
+    location = str(tmp_path / "shared")
+    bad = {"default": {"BACKEND": SHARED, "LOCATION": location, "OPTIONS": {"MAX_ENTRIES": 10, "EVICTION": "lru"}}}
+    assert ids(run(bad)) == ["django_rustcache.E001"]
+    assert "SharedCache" in run(bad)[0].msg
+    assert ids(run({"default": {"BACKEND": SHARED, "LOCATION": location}})) == ["django_rustcache.W001"]
+
+
+def test_a_shared_cache_and_a_rust_cache_never_share_a_store(tmp_path):
+    location = str(tmp_path / "shared")
+    setting = {
+        "local": {"BACKEND": RUST, "LOCATION": location, "OPTIONS": {"MAX_ENTRIES": 10}},
+        "host": {"BACKEND": SHARED, "LOCATION": location, "OPTIONS": {"MAX_ENTRIES": 20}},
+    }
+    assert run(setting) == [], "different stores: no W002 for their different limits"
+    setting["host2"] = {"BACKEND": SHARED, "LOCATION": location, "OPTIONS": {"MAX_ENTRIES": 30}}
+    assert ids(run(setting)) == ["django_rustcache.W002"]
+
+
+def test_stats_command_lists_shared_cache_aliases(tmp_path):
+    setting = {
+        "default": {"BACKEND": RUST, "LOCATION": "stats-local"},
+        "host": {"BACKEND": SHARED, "LOCATION": str(tmp_path / "shared")},
+    }
+    with override_settings(INSTALLED_APPS=WITH_APP, CACHES=setting):
+        caches["host"].set("k", 1)
+        out = StringIO()
+        call_command("rustcache_stats", "--json", stdout=out)
+        stats = json.loads(out.getvalue())
+    assert sorted(stats) == ["default", "host"]
+    assert stats["host"]["sets"] == 1

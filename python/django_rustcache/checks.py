@@ -1,7 +1,7 @@
-"""System checks on the ``CACHES`` entries that use RustCache (registered by the ``django_rustcache``
-app). They read the settings only: no cache is built.
+"""System checks on the ``CACHES`` entries that use our backends, RustCache and SharedCache (registered by
+the ``django_rustcache`` app). They read the settings only: no cache is built.
 
-- ``django_rustcache.E001``: ``OPTIONS`` that RustCache would reject on first use.
+- ``django_rustcache.E001``: ``OPTIONS`` that the backend would reject on first use.
 - ``django_rustcache.E002``: aliases sharing a ``LOCATION`` with different ``EVICTION`` (one store keeps
   one policy: the alias built second would fail at its first operation).
 - ``django_rustcache.W001``: ``MAX_ENTRIES`` left at Django's default of 300 on a site not in DEBUG.
@@ -19,20 +19,39 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .options import parse_options
-
 DJANGO_MAX_ENTRIES = 300
 DJANGO_CULL_FREQUENCY = 3
 
 
-def _is_rustcache(backend: Any) -> bool:
-    from .backend import RustCache
+def _backend_class(backend: Any) -> type | None:
+    """The class of one of our backends (RustCache, SharedCache, or a subclass) that `backend` names."""
+    from .backend import NativeCache
 
     try:
         cls = import_string(backend) if isinstance(backend, str) else backend
     except ImportError:
-        return False
-    return isinstance(cls, type) and issubclass(cls, RustCache)
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, NativeCache) else None
+
+
+def _family(backend: Any) -> type | None:
+    """The backend whose stores `backend`'s are: SharedCache or RustCache (subclasses share them)."""
+    from .backend import RustCache
+    from .shared import SharedCache
+
+    cls = _backend_class(backend)
+    return next((base for base in (SharedCache, RustCache) if cls is not None and issubclass(cls, base)), cls)
+
+
+def _is_rustcache(backend: Any) -> bool:
+    """Whether `backend` is one of ours (any backend of the package: RustCache, SharedCache)."""
+    return _backend_class(backend) is not None
+
+
+def _parse(params: dict[str, Any]) -> Any:
+    """The alias's OPTIONS as its backend validates them (raises ImproperlyConfigured)."""
+    cls = _backend_class(params.get("BACKEND"))
+    return cls._parse_options(params.get("OPTIONS") or {})
 
 
 def _int_or(value: Any, fallback: int) -> int:
@@ -54,7 +73,7 @@ def _limits(params: dict[str, Any]) -> tuple[int, int, Any]:
 def _eviction(params: dict[str, Any]) -> str | None:
     """The alias's eviction policy; None if its OPTIONS are invalid (E001 says so)."""
     try:
-        return parse_options(params.get("OPTIONS") or {}).eviction
+        return getattr(_parse(params), "eviction", None)
     except ImproperlyConfigured:
         return None
 
@@ -64,13 +83,13 @@ def _alias(alias: str) -> str:
 
 
 def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Risky RustCache configurations in ``settings.CACHES``."""
+    """Risky RustCache and SharedCache configurations in ``settings.CACHES``."""
     rust = {alias: params for alias, params in settings.CACHES.items() if _is_rustcache(params.get("BACKEND"))}
     messages: list[checks.CheckMessage] = []
     for alias, params in rust.items():
         options = params.get("OPTIONS") or {}
         try:
-            parse_options(options)
+            _parse(params)
         except ImproperlyConfigured as exc:
             messages.append(checks.Error(f"{_alias(alias)}: {exc}", id="django_rustcache.E001"))
         explicit = "max_entries" in params or "MAX_ENTRIES" in options
@@ -84,10 +103,11 @@ def check_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                     id="django_rustcache.W001",
                 )
             )
-    by_location: dict[str, list[str]] = defaultdict(list)
+    # A store is one family's (a RustCache and a SharedCache never share one) and one LOCATION's.
+    by_location: dict[tuple[Any, str], list[str]] = defaultdict(list)
     for alias, params in rust.items():
-        by_location[params.get("LOCATION", "")].append(alias)
-    for location, aliases in by_location.items():
+        by_location[(_family(params.get("BACKEND")), params.get("LOCATION", ""))].append(alias)
+    for (_, location), aliases in by_location.items():
         if len(aliases) < 2:
             continue
         evictions = {alias: _eviction(rust[alias]) for alias in aliases}

@@ -1,6 +1,7 @@
-"""``manage.py rustcache_stats [ALIAS ...] [--json]``: ``stats()`` of each RustCache alias.
+"""``manage.py rustcache_stats [ALIAS ...] [--json]``: ``stats()`` of each RustCache or SharedCache alias.
 
-A RustCache lives in the memory of one process, so the numbers are this process's: run from the command
+A SharedCache's numbers are those of every process using its LOCATION, so the command line sees them. A
+RustCache lives in the memory of one process, so its numbers are this process's: run from the command
 line, the command sees a fresh, empty cache. Call it inside the process you want to look at, with
 ``django.core.management.call_command("rustcache_stats")`` (from a shell you keep open, a debug view, a
 test, a worker's signal handler).
@@ -17,11 +18,11 @@ from ...checks import _is_rustcache
 
 
 class Command(BaseCommand):
-    help = "Print stats() (counters, sizes, limits) of each RustCache alias, as seen by this process."
+    help = "Print stats() (counters, sizes, limits) of each RustCache or SharedCache alias, as this process sees it."
     requires_system_checks = ()
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("aliases", nargs="*", metavar="ALIAS", help="Cache aliases (default: every RustCache).")
+        parser.add_argument("aliases", nargs="*", metavar="ALIAS", help="Cache aliases (default: every one of ours).")
         parser.add_argument("--json", action="store_true", help="Print one JSON object keyed by alias.")
 
     def handle(self, *args: str, **options: Any) -> None:
@@ -32,7 +33,7 @@ class Command(BaseCommand):
                 if alias not in configured:
                     raise CommandError(f"No cache alias {alias!r} in settings.CACHES.")
                 if not _is_rustcache(configured[alias].get("BACKEND")):
-                    raise CommandError(f"Cache alias {alias!r} is not a RustCache.")
+                    raise CommandError(f"Cache alias {alias!r} is not a RustCache or SharedCache.")
         else:
             aliases = tuple(alias for alias, params in configured.items() if _is_rustcache(params.get("BACKEND")))
         stats = {alias: caches[alias].stats() for alias in aliases}
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(stats, indent=2))
             return
         if not stats:
-            self.stdout.write("No RustCache alias in settings.CACHES.")
+            self.stdout.write("No RustCache or SharedCache alias in settings.CACHES.")
             return
         for alias, numbers in stats.items():
             location = configured[alias].get("LOCATION", "")
