@@ -542,6 +542,8 @@ class Results:
     threads: dict[int, dict[str, Stat]] = field(default_factory=dict)
     # processes -> backend label -> Stat (aggregate ops/s of the read-heavy mix)
     processes: dict[int, dict[str, Stat]] = field(default_factory=dict)
+    # processes -> backend label -> Stat (aggregate ops/s of gets alone: do reads scale?)
+    processes_reads: dict[int, dict[str, Stat]] = field(default_factory=dict)
     # backend label -> bytes per entry (and details)
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
     # op name -> backend label -> Stat (ns per op), on the full caches of EVICTION_BACKENDS
@@ -706,14 +708,15 @@ def time_threads(backends: list[Backend], plan: Plan, results: Results) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Processes: a read-heavy mix (9 gets to 1 set) in 1, 2, 4 processes at once, each with its own
-# caches[alias] (SharedCache, Redis and diskcache share one store between them; RustCache and
-# LocMemCache are one cache per process, shown for the per-process cost).
+# Processes: a read-heavy mix (9 gets to 1 set), and gets alone, in 1, 2, 4 processes at once, each with
+# its own caches[alias] (SharedCache, Redis and diskcache share one store between them; RustCache and
+# LocMemCache are one cache per process, shown for the per-process cost). Gets alone show whether reads
+# scale with processes: writers take turns on one store, readers should not.
 
 PROCESS_COUNTS = (1, 2, 4)
 
 
-def procs_child(alias: str, seconds: float, go: str) -> dict[str, Any]:
+def procs_child(alias: str, seconds: float, go: str, reads_only: bool = False) -> dict[str, Any]:
     from django.core.cache import caches
 
     cache = caches[alias]
@@ -729,18 +732,23 @@ def procs_child(alias: str, seconds: float, go: str) -> dict[str, Any]:
         for i in range(0, POOL, 10):
             for key in keys[i : i + 9]:
                 cache.get(key)
-            cache.set(keys[i + 9], SHORT_STR)
+            if reads_only:
+                cache.get(keys[i + 9])
+            else:
+                cache.set(keys[i + 9], SHORT_STR)
         done += POOL
         if perf_counter_ns() >= deadline:
             break
     return {"ops": done, "start": start, "end": perf_counter_ns()}
 
 
-def process_throughput(backend: Backend, procs: int, seconds: float, redis_port: int | None, diskcache_dir) -> float:
+def process_throughput(
+    backend: Backend, procs: int, seconds: float, redis_port: int | None, diskcache_dir, reads_only: bool = False
+) -> float:
     with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="bench-procs-") as tmp:
         go = os.path.join(tmp, "go")
         command = [sys.executable, str(Path(__file__).resolve()), "--procs-child", backend.alias, "--go", go]
-        command += ["--procs-seconds", str(seconds)]
+        command += ["--procs-seconds", str(seconds)] + (["--procs-reads-only"] if reads_only else [])
         if redis_port is not None:
             command += ["--redis-port", str(redis_port)]
         if diskcache_dir is not None:
@@ -760,21 +768,25 @@ def process_throughput(backend: Backend, procs: int, seconds: float, redis_port:
 
 
 def time_processes(backends: list[Backend], plan: Plan, redis_port, diskcache_dir, results: Results) -> None:
-    for procs in PROCESS_COUNTS:
-        started = time.monotonic()
-        samples: dict[Backend, list[float]] = {backend: [] for backend in backends}
-        for rep in range(plan.thread_reps):
-            for backend in rotated(backends, rep):
-                samples[backend].append(
-                    process_throughput(backend, procs, plan.thread_seconds, redis_port, diskcache_dir)
-                )
-        results.processes[procs] = {backend.label: Stat.of(samples[backend]) for backend in backends}
-        print(f"  read-heavy mix, {procs} process(es): {time.monotonic() - started:.1f} s", file=sys.stderr)
+    for reads_only, table, name in (
+        (False, results.processes, "read-heavy mix"),
+        (True, results.processes_reads, "gets alone"),
+    ):
+        for procs in PROCESS_COUNTS:
+            started = time.monotonic()
+            samples: dict[Backend, list[float]] = {backend: [] for backend in backends}
+            for rep in range(plan.thread_reps):
+                for backend in rotated(backends, rep):
+                    samples[backend].append(
+                        process_throughput(backend, procs, plan.thread_seconds, redis_port, diskcache_dir, reads_only)
+                    )
+            table[procs] = {backend.label: Stat.of(samples[backend]) for backend in backends}
+            print(f"  {name}, {procs} process(es): {time.monotonic() - started:.1f} s", file=sys.stderr)
 
 
-def process_table(results: Results, labels: list[str]) -> str:
+def process_table(by_procs: dict[int, dict[str, Stat]], labels: list[str]) -> str:
     lines = ["| processes | " + " | ".join(labels) + " |", "|---" + "|--:" * len(labels) + "|"]
-    for procs, by in results.processes.items():
+    for procs, by in by_procs.items():
         cells = [f"{by[label].median / 1000:,.0f} k" if label in by else "-" for label in labels]
         lines.append(f"| {procs} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -1092,7 +1104,16 @@ def report(results: Results, labels: list[str], info: dict[str, str], plan: Plan
             "SharedCache, Redis and diskcache: one store for all the processes; RustCache and LocMemCache: one "
             "cache per process, which is not the same service):",
             "",
-            process_table(results, plabels),
+            process_table(results.processes, plabels),
+            "",
+        ]
+    if results.processes_reads:
+        plabels = [label for label in labels if any(label in by for by in results.processes_reads.values())]
+        out += [
+            "Aggregate throughput of gets alone in N processes at once, ops/s (medians; stores as above): reads "
+            "take no lock a writer holds, so they should scale with processes up to the core count:",
+            "",
+            process_table(results.processes_reads, plabels),
             "",
         ]
     out += ["Machine and run:", ""]
@@ -1145,6 +1166,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-shared", action="store_true", help="leave out SharedCache")
     parser.add_argument("--procs-child", help=argparse.SUPPRESS)
     parser.add_argument("--procs-seconds", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--procs-reads-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--go", help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     parser.add_argument("--memory-entries", type=int, default=1_000_000, help=argparse.SUPPRESS)
@@ -1173,7 +1195,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.procs_child:
         configure_django(args.redis_port, args.diskcache_dir)
-        print(json.dumps(procs_child(args.procs_child, args.procs_seconds, args.go)))
+        print(json.dumps(procs_child(args.procs_child, args.procs_seconds, args.go, args.procs_reads_only)))
         return 0
     shared_root = None
     if not args.no_shared:
@@ -1276,6 +1298,9 @@ def main(argv: list[str] | None = None) -> int:
             "ops": {name: {k: vars(v) for k, v in by.items()} for name, by in results.ops.items()},
             "threads": {str(t): {k: vars(v) for k, v in by.items()} for t, by in results.threads.items()},
             "processes": {str(p): {k: vars(v) for k, v in by.items()} for p, by in results.processes.items()},
+            "processes_reads": {
+                str(p): {k: vars(v) for k, v in by.items()} for p, by in results.processes_reads.items()
+            },
             "memory": results.memory,
             "eviction": {name: {k: vars(v) for k, v in by.items()} for name, by in results.eviction.items()},
         }
