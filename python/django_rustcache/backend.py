@@ -160,6 +160,24 @@ class NativeCache(ExtrasMixin, BaseCache):
         """The native handle for the current settings."""
         raise NotImplementedError
 
+    def _handle_settings(self, *, verbatim: bool, protocol: Any, hook: Any) -> dict[str, Any]:
+        """What every native handle is built from: the instance's key making, timeouts, limits, pickle
+        protocol and clock (each handle class adds its store's own settings)."""
+        return {
+            "key_prefix": self.key_prefix,
+            "version": self.version,
+            "default_timeout": self.default_timeout,
+            "timeout_sentinel": DEFAULT_TIMEOUT,
+            "max_entries": _clamp(self._max_entries, _I64),
+            "cull_frequency": _clamp(self._cull_frequency, _I64),
+            "max_bytes": self._options.max_bytes,
+            "pickle_protocol": pickle.DEFAULT_PROTOCOL if protocol is None else _clamp(protocol, _I32),
+            "make_keys": not verbatim,
+            "key_warner": _warn_about_key,
+            "python_clock": self._options.clock == "python",
+            "timeout_hook": hook,
+        }
+
     def _build_native(self) -> None:
         cls = type(self)
         verbatim = not (
@@ -347,19 +365,8 @@ class RustCache(NativeCache):
         try:
             return _core.Cache(
                 self._location,
-                key_prefix=self.key_prefix,
-                version=self.version,
-                default_timeout=self.default_timeout,
-                timeout_sentinel=DEFAULT_TIMEOUT,
-                max_entries=_clamp(self._max_entries, _I64),
-                cull_frequency=_clamp(self._cull_frequency, _I64),
-                max_bytes=self._options.max_bytes,
-                pickle_protocol=pickle.DEFAULT_PROTOCOL if protocol is None else _clamp(protocol, _I32),
-                make_keys=not verbatim,
-                key_warner=_warn_about_key,
-                python_clock=self._options.clock == "python",
                 eviction=self._options.eviction,
-                timeout_hook=hook,
+                **self._handle_settings(verbatim=verbatim, protocol=protocol, hook=hook),
             )
         except _core.EvictionConflict as exc:
             return _Unusable(f"RustCache OPTIONS['EVICTION']: {exc}")

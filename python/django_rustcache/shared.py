@@ -5,16 +5,14 @@ to be private to the current user), the OPTIONS and the native handle (``_core.S
 """
 
 import os
-import pickle
 import stat
 from pathlib import Path
 from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.exceptions import ImproperlyConfigured
 
 from . import _core
-from .backend import _I32, _I64, NativeCache, _clamp, _warn_about_key
+from .backend import NativeCache
 from .options import parse_shared_options
 
 # A child process must never use (nor close) its parent's LMDB environments: forget them at once.
@@ -80,19 +78,8 @@ class SharedCache(NativeCache):
         try:
             return _core.SharedCache(
                 self._location,
-                key_prefix=self.key_prefix,
-                version=self.version,
-                default_timeout=self.default_timeout,
-                timeout_sentinel=DEFAULT_TIMEOUT,
-                max_entries=_clamp(self._max_entries, _I64),
-                cull_frequency=_clamp(self._cull_frequency, _I64),
-                max_bytes=self._options.max_bytes,
-                pickle_protocol=pickle.DEFAULT_PROTOCOL if protocol is None else _clamp(protocol, _I32),
-                make_keys=not verbatim,
-                key_warner=_warn_about_key,
-                python_clock=self._options.clock == "python",
                 map_size=self._options.map_size,
-                timeout_hook=hook,
+                **self._handle_settings(verbatim=verbatim, protocol=protocol, hook=hook),
             )
         except _core.SharedStoreError as exc:
             raise ImproperlyConfigured(f"SharedCache LOCATION {self._location!r}: {exc}") from exc
