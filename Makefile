@@ -16,7 +16,7 @@ comma := ,
 PY312 ?= $(call newest,3.12)
 PY313 ?= $(call newest,3.13)
 
-.PHONY: help dev dev6 test test-rust test-py test-py6 test-install wheels wheel-abi3 abi3-cost lint format demo demo-shared bench clean
+.PHONY: help dev dev6 test test-rust test-py test-py6 test-install wheels wheel-abi3 abi3-cost lint format demo demo-shared demo-redis bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -112,6 +112,13 @@ demo-shared: dev  ## the demo on SharedCache, 4 gunicorn workers, http://127.0.0
 	cd examples/demo && DJANGO_SETTINGS_MODULE=demo_site.shared_settings ../../$(VENV)/bin/gunicorn \
 		--workers 4 --bind 127.0.0.1:8000 --access-logfile - demo_site.wsgi:application
 
+demo-redis: dev  ## the demo on RedisNearCache: redis-server on loopback, 4 gunicorn workers on http://127.0.0.1:8000/
+	$(VENV)/bin/pip install -q "gunicorn>=23"
+	@port=$$(benchmarks/redis_server.sh start demo) && trap 'benchmarks/redis_server.sh stop demo' EXIT INT TERM && \
+	  echo "redis-server on 127.0.0.1:$$port; workers page: http://127.0.0.1:8000/near-workers/" && \
+	  cd examples/demo && DEMO_REDIS_URL=redis://127.0.0.1:$$port/0 DJANGO_SETTINGS_MODULE=demo_site.settings_redis \
+	  ../../$(VENV)/bin/gunicorn -w 4 -b 127.0.0.1:8000 demo_site.wsgi:application
+
 VENVB := .venv-bench
 
 $(VENVB)/.installed: pyproject.toml
@@ -124,6 +131,7 @@ $(VENVB)/.installed: pyproject.toml
 bench: $(VENVB)/.installed  ## benchmark suite on a release build (BENCH_ARGS="--quick" for ~1 min)
 	$(VENVB)/bin/pip install -q --no-deps --force-reinstall .
 	BENCH_VIA="make bench$(if $(BENCH_ARGS), BENCH_ARGS=\"$(BENCH_ARGS)\")" $(VENVB)/bin/python benchmarks/bench.py $(BENCH_ARGS)
+	$(VENVB)/bin/python benchmarks/near_bench.py $(BENCH_ARGS)
 
 .PHONY: hit-ratio
 hit-ratio: dev  ## hit ratios through the backend vs exact LRU and OPT, ~15 min (HIT_RATIO_ARGS=--quick: ~4 min)

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # A throwaway redis-server for the benchmark suite, on 127.0.0.1 only, with no persistence.
 #
-#   benchmarks/redis_server.sh start   installs redis-server with apt-get if it is missing, starts it on a free
-#                                      port and prints that port (it reuses a server this script already started)
-#   benchmarks/redis_server.sh stop    stops the server started by `start` (by the pid in its pidfile)
+#   benchmarks/redis_server.sh start [NAME [ARGS...]]   installs redis-server with apt-get if it is missing,
+#                          starts it on a free port and prints that port (it reuses a server this script
+#                          already started under NAME); ARGS are extra redis-server options
+#   benchmarks/redis_server.sh stop [NAME]      stops the server started by `start` (by the pid in its pidfile)
+#   benchmarks/redis_server.sh restart [NAME]   stops it and starts it again on the same port (tests of a
+#                          server restart), with the ARGS it was started with
+#   benchmarks/redis_server.sh install          only makes sure redis-server is installed
 #
-# State lives under the repository's .cache/: redis-bench.pid, redis-bench.port, redis-bench.log.
+# NAME defaults to "bench". State lives under the repository's .cache/: redis-NAME.pid, redis-NAME.port,
+# redis-NAME.args, redis-NAME.log.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 state="$repo/.cache"
-pidfile="$state/redis-bench.pid"
-portfile="$state/redis-bench.port"
-logfile="$state/redis-bench.log"
+name="${2:-bench}"
+[[ "$name" =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "redis_server.sh: bad NAME $name" >&2; exit 2; }
+pidfile="$state/redis-$name.pid"
+portfile="$state/redis-$name.port"
+argsfile="$state/redis-$name.args"
+logfile="$state/redis-$name.log"
 
 note() { echo "redis_server.sh: $*" >&2; }
 
@@ -54,11 +62,14 @@ start() {
         return 0
     fi
     install
-    local port
-    port="$(free_port)"
+    local port="${1:-}"
+    [[ -n "$port" ]] || port="$(free_port)"
+    shift || true
+    : >"$argsfile"
+    [[ $# -eq 0 ]] || printf '%s\n' "$@" >"$argsfile"
     rm -f "$pidfile"
     redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes --daemonize yes \
-        --pidfile "$pidfile" --logfile "$logfile" --dir "$state" --save "" --appendonly no >&2
+        --pidfile "$pidfile" --logfile "$logfile" --dir "$state" --save "" --appendonly no "$@" >&2
     for _ in $(seq 100); do
         if ping "$port"; then
             echo "$port" >"$portfile"
@@ -73,7 +84,7 @@ start() {
 
 stop() {
     if ! running; then
-        rm -f "$pidfile" "$portfile"
+        rm -f "$pidfile" "$portfile" "$argsfile"
         return 0
     fi
     local pid
@@ -83,12 +94,23 @@ stop() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
-    rm -f "$pidfile" "$portfile"
+    rm -f "$pidfile" "$portfile" "$argsfile"
+}
+
+restart() {
+    local port
+    port="$(cat "$portfile")"
+    local args=()
+    [[ -s "$argsfile" ]] && mapfile -t args <"$argsfile"
+    stop
+    start "$port" "${args[@]}"
 }
 
 case "${1:-}" in
-start) start ;;
+start) start "" "${@:3}" ;;
 stop) stop ;;
+restart) restart ;;
+install) install ;;
 *)
     echo "usage: $0 start|stop" >&2
     exit 2

@@ -3,6 +3,7 @@
 //! [`store`] is the pure-Rust core (no Python in it); `python` is the `PyO3` binding that the
 //! `django_rustcache` Python package wraps in a Django `BaseCache`.
 
+pub mod near;
 mod python;
 pub mod shared;
 pub mod store;

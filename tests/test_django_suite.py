@@ -42,3 +42,24 @@ def test_django_cache_suite_passes(backend):
     assert len(ran) == 2, tail
     assert ran[0] > 60, tail  # BaseCacheTests alone has more than 55 tests
     assert "RustCacheTests.test_cull)" in done.stdout, tail
+
+
+def test_django_redis_cache_suite_passes_on_redis_near_cache_as_on_redis_cache():
+    """RedisCacheTests (BaseCacheTests on Redis, cull tests excepted as Django excepts them) against
+    RedisNearCache, then against Django's RedisCache, on one server started by run.py."""
+    done = subprocess.run(
+        [sys.executable, str(SUITE / "run.py"), "--near"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    tail = "\n".join(done.stdout.splitlines()[-120:])
+    assert done.returncode == 0, f"run.py --near exited {done.returncode}:\n{tail}"
+    verdicts = re.findall(r"^(OK.*|FAILED.*)$", done.stdout, flags=re.MULTILINE)
+    assert len(verdicts) == 2, tail
+    assert verdicts[0] == verdicts[1], tail  # the same verdict on both backends
+    assert verdicts[0].startswith("OK"), tail
+    ran = [int(n) for n in re.findall(r"^Ran (\d+) tests? in ", done.stdout, flags=re.MULTILINE)]
+    assert ran[0] == ran[1] > 100, tail

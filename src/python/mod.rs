@@ -6,6 +6,7 @@ mod clock;
 mod errors;
 mod handle;
 mod keys;
+mod near;
 mod payload;
 mod registry;
 mod shared_handle;
@@ -22,6 +23,8 @@ pub mod core_module {
 
     #[pymodule_export]
     use super::handle::{EvictionConflict, PyCache};
+    #[pymodule_export]
+    use super::near::{near_before_fork, PyNearCache};
 
     #[pymodule_export]
     use super::shared_handle::{_after_fork, PySharedCache};

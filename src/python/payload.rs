@@ -193,3 +193,53 @@ impl<'py> Decoded<'py> {
         }
     }
 }
+
+/// The bytes Django's `RedisSerializer` stores for `value`: an exact `int` (of any size) as its
+/// decimal digits (redis-py's encoding of an int), anything else pickled with `protocol`.
+pub(crate) fn to_server(value: &Bound<'_, PyAny>, protocol: i32) -> PyResult<Vec<u8>> {
+    if let Ok(int) = value.cast_exact::<PyInt>() {
+        return Ok(match int.extract::<i64>() {
+            Ok(n) => n.to_string().into_bytes(),
+            Err(_) => int.str()?.to_str()?.as_bytes().to_vec(),
+        });
+    }
+    let dumps = PICKLE_DUMPS.import(value.py(), "pickle", "dumps")?;
+    let pickled = dumps.call1((value, protocol))?;
+    Ok(pickled.cast_into::<PyBytes>().map_err(PyErr::from)?.as_bytes().to_vec())
+}
+
+/// `RedisSerializer.loads`: `int(data)`, else `pickle.loads(data)`.
+pub(crate) fn from_server<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    if let Ok(Ok(n)) = std::str::from_utf8(data).map(str::parse::<i64>) {
+        return Ok(PyInt::new(py, n).into_any());
+    }
+    let bytes = PyBytes::new(py, data);
+    // A pickle (protocol 2 and later) starts with PROTO (0x80), which `int()` never accepts.
+    if data.first() != Some(&0x80) {
+        match py.get_type::<PyInt>().call1((&bytes,)) {
+            Ok(n) => return Ok(n),
+            Err(err) if err.is_instance_of::<pyo3::exceptions::PyValueError>(py) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    let loads = PICKLE_LOADS.import(py, "pickle", "loads")?;
+    loads.call1((bytes,))
+}
+
+/// What the local copy holds for a value read from the server: exact builtins as `encode` holds
+/// them (a `str` kept as the object, an int past 64 bits pickled), anything else as the server's
+/// pickle, loaded at every hit.
+pub(crate) fn hold_loaded(key: &[u8], obj: &Bound<'_, PyAny>, data: &[u8], protocol: i32) -> PyResult<Item<Held>> {
+    // An int past 64 bits came as digits, not as a pickle: `encode` pickles it for the local copy.
+    let exact = obj.cast_exact::<PyInt>().is_ok()
+        || obj.cast_exact::<PyString>().is_ok()
+        || obj.cast_exact::<PyBytes>().is_ok()
+        || obj.cast_exact::<PyFloat>().is_ok()
+        || obj.cast_exact::<PyBool>().is_ok()
+        || obj.is_none();
+    if exact {
+        encode(key, obj, protocol)
+    } else {
+        Ok(Record::new(key, PICKLED, data).into())
+    }
+}

@@ -188,24 +188,107 @@ def prepare(suite: Path, backend: str, tag: str) -> None:
         write(suite / "cache" / "sharedcache_backend.py", SHARED_BACKEND_MODULE)
 
 
-def runtests(suite: Path, label: str, settings: str, backend: str) -> int:
+def runtests(suite: Path, label: str, settings: str, backend: str, extra_env: dict[str, str] | None = None) -> int:
     command = [sys.executable, "runtests.py", label, f"--settings={settings}", "--parallel=1", "-v", "2"]
     print(f"django_suite: {' '.join(command)}  (in {suite})", flush=True)
     env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}}
     env["RUSTCACHE_SUITE_BACKEND"] = backend
+    env.update(extra_env or {})
     # A directory of this run's own for SharedCache's LOCATIONs (private, as SharedCache requires).
     with tempfile.TemporaryDirectory(prefix="rustcache-suite-") as root:
         env["RUSTCACHE_SUITE_ROOT"] = root
         return subprocess.run(command, cwd=suite, env=env, check=False).returncode
 
 
+# --- RedisNearCache: Django's RedisCacheTests (BaseCacheTests on a Redis backend) ------------------
+
+NEAR_BACKEND = "django_rustcache.RedisNearCache"
+REDIS_BACKEND = "django.core.cache.backends.redis.RedisCache"
+REDIS_PARAMS = f'RedisCache_params = configured_caches.get("{REDIS_BACKEND}")'
+# RedisCacheTests' own tests of RedisCacheClient's internals (its pools, its client class, its
+# serializer object): RedisNearCache has no RedisCacheClient. Their behaviour (writes on the first
+# server, ints stored unpickled, pool options) is covered by tests/test_near.py.
+NEAR_SKIPPED = dict.fromkeys(
+    (
+        "test_incr_write_connection",
+        "test_cache_client_class",
+        "test_get_connection_pool_index",
+        "test_get_connection_pool",
+        "test_get_client",
+        "test_serializer_dumps",
+        "test_redis_pool_options",
+        "test_client_driver_info",
+    ),
+    "tests RedisCacheClient's internals, which RedisNearCache does not have (see EXCLUSIONS.md)",
+)
+NEAR_TAIL = f"""
+
+# --- Appended by django-rustcache's tests/django_suite/run.py: RedisCacheTests only. ---
+import unittest as _unittest
+
+for _name in [n for n, o in list(globals().items()) if isinstance(o, type) and n.endswith("Tests")]:
+    if _name != "RedisCacheTests":
+        globals().pop(_name)
+for _test, _reason in {NEAR_SKIPPED!r}.items():
+    if hasattr(RedisCacheTests, _test):  # test_client_driver_info is new in Django 6.1
+        setattr(RedisCacheTests, _test, _unittest.skip(_reason)(getattr(RedisCacheTests, _test)))
+"""
+NEAR_SETTINGS = """\
+# Written by django-rustcache's tests/django_suite/run.py.
+import os
+
+from test_sqlite import *  # noqa: F403
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "near": {"BACKEND": os.environ["NEAR_BACKEND"], "LOCATION": os.environ["NEAR_REDIS_URL"]},
+}
+"""
+
+
+def run_near(suite: Path) -> list[int]:
+    """RedisCacheTests against RedisNearCache, then against Django's RedisCache, on one server started
+    by benchmarks/redis_server.sh (stopped by its pid)."""
+    source = (suite / "cache" / "tests.py").read_text(encoding="utf-8")
+    if REDIS_PARAMS not in source:
+        fail(f"{REDIS_PARAMS} no longer appears in cache/tests.py: revisit run.py")
+    near_source = source.replace(REDIS_PARAMS, "RedisCache_params = configured_caches.get(os.environ['NEAR_BACKEND'])")
+    write(suite / "cache" / "test_nearcache.py", "import os\n" + near_source + NEAR_TAIL)
+    write(suite / "nearcache_settings.py", NEAR_SETTINGS)
+    script = REPO / "benchmarks" / "redis_server.sh"
+    name = f"django-suite-{os.getpid()}"
+    started = subprocess.run([str(script), "start", name], capture_output=True, text=True, check=False)
+    if started.returncode:
+        fail(f"redis-server did not start: {started.stderr}")
+    url = f"redis://127.0.0.1:{started.stdout.strip()}/0"
+    try:
+        return [
+            runtests(
+                suite,
+                "cache.test_nearcache",
+                "nearcache_settings",
+                backend,
+                {"NEAR_BACKEND": backend, "NEAR_REDIS_URL": url},
+            )
+            for backend in (NEAR_BACKEND, REDIS_BACKEND)
+        ]
+    finally:
+        subprocess.run([str(script), "stop", name], check=False)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="rust")
-    backend, tag = BACKENDS[parser.parse_args(argv).backend]
+    parser.add_argument("--near", action="store_true", help="RedisCacheTests on RedisNearCache and RedisCache")
+    args = parser.parse_args(argv)
+    backend, tag = BACKENDS[args.backend]
     version = django.__version__
     print(f"django_suite: Django {version} from {Path(django.__file__).parent}, backend {backend}", flush=True)
     suite = fetch_suite(version)
+    if args.near:
+        codes = run_near(suite)
+        print(f"django_suite: runtests exit codes {codes}", flush=True)
+        return max(codes)
     prepare(suite, backend, tag)
     codes = [
         runtests(suite, f"cache.test_{tag}", "test_sqlite", backend),

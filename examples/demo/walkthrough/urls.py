@@ -17,4 +17,5 @@ urlpatterns = [
     path("async/", views.async_page, name="async"),
     path("stats/", views.stats_page, name="stats"),
     path("workers/", views.workers_page, name="workers"),
+    path("near-workers/", views.near_workers_page, name="near_workers"),
 ]

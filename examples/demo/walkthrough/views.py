@@ -274,3 +274,27 @@ def workers_page(request: HttpRequest) -> HttpResponse:
     if limited:
         response.status_code = 429
     return response
+
+
+WORKER_KEY = "demo-worker-stats:"
+
+
+def near_workers_page(request: HttpRequest) -> HttpResponse:
+    """Each worker process publishes its own near-cache counters on every visit; the page shows every
+    worker's local hits against its server hits (only on RedisNearCache, which has a local copy)."""
+    stats = cache.stats()
+    if "local_hits" not in stats:
+        return _page(request, "near_workers", rows=[], near=False)
+    pid = os.getpid()
+    for _ in range(20):  # some reads, so that hits move: the greeting of /set/, served locally when warm
+        cache.get("greeting")
+    stats = cache.stats()
+    cache.set(f"{WORKER_KEY}{pid}", {"pid": pid, **stats}, 600)
+    prefix = cache.make_key(WORKER_KEY)
+    names = [k.decode()[len(cache.make_key("")) :] for k in cache._native.scan(f"{prefix}*".encode())]
+    workers = sorted(cache.get_many(names).values(), key=lambda s: s["pid"])
+    rows = [
+        (w["pid"], w["local_hits"], w["server_hits"], w["misses"], w["invalidations"], w["entries"], w["pid"] == pid)
+        for w in workers
+    ]
+    return _page(request, "near_workers", rows=rows, near=True)

@@ -1,0 +1,294 @@
+"""``RedisNearCache``: Django's ``RedisCache`` with an in-process copy kept coherent by Redis's
+client-side caching (``CLIENT TRACKING``). Keys and values on the server are exactly what
+``RedisCache`` stores, so the two interoperate.
+
+The face turns settings into a native handle (``_core.NearCache``, one per instance, sharing the
+process's near cache of the server and ``LOCATION``) and forwards each call. Timeouts are resolved by
+``RedisCache``'s rule (whole seconds, ``None`` = no expiry, ``0`` or less = delete); keys are made
+in Rust unless a ``KEY_FUNCTION`` or an override of ``make_key``/``validate_key`` asks for Python.
+"""
+
+import asyncio
+import os
+import pickle
+import re
+from typing import Any
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
+from django.core.exceptions import ImproperlyConfigured
+
+from . import _core
+from .backend import _warn_about_key
+
+try:
+    from redis.exceptions import ConnectionError as ServerConnectionError
+    from redis.exceptions import ResponseError
+    from redis.exceptions import TimeoutError as ServerTimeoutError
+except ImportError:  # redis-py is not needed; without it, our own classes of the same names
+
+    class ServerConnectionError(ConnectionError):  # type: ignore[no-redef]
+        """The server could not be reached (redis-py's ``ConnectionError``)."""
+
+    class ServerTimeoutError(TimeoutError):  # type: ignore[no-redef]
+        """The server did not answer in time (redis-py's ``TimeoutError``)."""
+
+    class ResponseError(Exception):  # type: ignore[no-redef]
+        """The server answered with an error (redis-py's ``ResponseError``)."""
+
+
+SERVER_ERRORS = (ServerConnectionError, ServerTimeoutError)
+_ERRORS = (ServerConnectionError, ServerTimeoutError, ResponseError, ImproperlyConfigured)
+
+# Stop every listener thread before a fork (so the child inherits none and the parent's next
+# operation starts a new one); the child starts with an empty local copy.
+os.register_at_fork(before=_core.near_before_fork)
+
+_HANDLE_SETTINGS = frozenset({"key_func", "key_prefix", "version", "pickle_protocol"})
+_LOCAL_KEYS = frozenset({"MAX_ENTRIES", "MAX_BYTES", "MAX_TTL", "HEARTBEAT", "REQUIRE_TRACKING"})
+_OPTION_KEYS = frozenset(
+    {"db", "username", "password", "socket_timeout", "socket_connect_timeout", "IGNORE_EXCEPTIONS"}
+    | {"PICKLE_PROTOCOL", "LOCAL"}
+)
+
+
+def _number(name: str, value: Any, *, allow_none: bool = True) -> float | None:
+    if value is None and allow_none:
+        return None
+    if type(value) not in (int, float) or value <= 0:
+        raise ImproperlyConfigured(f"RedisNearCache OPTIONS[{name!r}] must be a positive number, not {value!r}.")
+    return float(value)
+
+
+def _servers(location: Any) -> list[str]:
+    servers = re.split("[;,]", location) if isinstance(location, str) else list(location)
+    servers = [s.strip() for s in servers if s and s.strip()]
+    if not servers:
+        raise ImproperlyConfigured("RedisNearCache LOCATION names no server.")
+    return servers
+
+
+class RedisNearCache(BaseCache):
+    """Django's ``RedisCache`` semantics, with hits served from a coherent in-process copy."""
+
+    pickle_protocol = pickle.HIGHEST_PROTOCOL
+
+    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        servers = _servers(server)
+        options = dict(params.get("OPTIONS", {}))
+        unknown = sorted(set(options) - _OPTION_KEYS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown RedisNearCache OPTIONS key(s): {', '.join(map(repr, unknown))}. "
+                f"Known: {', '.join(sorted(_OPTION_KEYS))}."
+            )
+        local = dict(options.get("LOCAL", {}))
+        unknown = sorted(set(local) - _LOCAL_KEYS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown RedisNearCache OPTIONS['LOCAL'] key(s): {', '.join(map(repr, unknown))}. "
+                f"Known: {', '.join(sorted(_LOCAL_KEYS))}."
+            )
+        max_entries = local.get("MAX_ENTRIES", 50_000)
+        if type(max_entries) is not int or max_entries < 1:
+            raise ImproperlyConfigured(f"RedisNearCache LOCAL['MAX_ENTRIES'] must be an int >= 1, not {max_entries!r}.")
+        max_bytes = local.get("MAX_BYTES")
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 1):
+            raise ImproperlyConfigured(f"RedisNearCache LOCAL['MAX_BYTES'] must be an int >= 1, not {max_bytes!r}.")
+        require = local.get("REQUIRE_TRACKING", True)
+        if type(require) is not bool:
+            raise ImproperlyConfigured("RedisNearCache LOCAL['REQUIRE_TRACKING'] must be True or False.")
+        max_ttl = _number("LOCAL['MAX_TTL']", local.get("MAX_TTL"))
+        if not require and max_ttl is None:
+            raise ImproperlyConfigured("RedisNearCache LOCAL['REQUIRE_TRACKING']=False needs LOCAL['MAX_TTL'].")
+        protocol = options.get("PICKLE_PROTOCOL")
+        if protocol is not None:
+            if type(protocol) is not int or not -1 <= protocol <= pickle.HIGHEST_PROTOCOL:
+                raise ImproperlyConfigured(f"RedisNearCache OPTIONS['PICKLE_PROTOCOL'] is invalid: {protocol!r}.")
+            self.pickle_protocol = protocol
+        self._ignore_exceptions = bool(options.get("IGNORE_EXCEPTIONS", False))
+        # One process-wide near cache per server list, LOCATION settings and tracked prefix. Reads (and
+        # so tracking) use one server: the first, or one of the others chosen once per process.
+        read = servers[0] if len(servers) == 1 else servers[1 + os.getpid() % (len(servers) - 1)]
+        settings = {
+            "db": options.get("db"),
+            "username": options.get("username"),
+            "password": options.get("password"),
+            "connect_timeout": _number("socket_connect_timeout", options.get("socket_connect_timeout", 1.0)),
+            "socket_timeout": _number("socket_timeout", options.get("socket_timeout", 5.0)),
+            "max_ttl": max_ttl,
+            "heartbeat": _number("LOCAL['HEARTBEAT']", local.get("HEARTBEAT", 1.0), allow_none=False),
+            "require_tracking": require,
+        }
+        self._servers = [servers[0]] if read == servers[0] else [servers[0], read]
+        self._settings = settings
+        self._limits = (max_entries, max_bytes)
+        self._build()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Django's tests (and some projects) assign these on a live instance: rebuild the handle.
+        object.__setattr__(self, name, value)
+        if name in _HANDLE_SETTINGS and "_native" in self.__dict__:
+            self._build()
+
+    def _build(self) -> None:
+        cls = type(self)
+        self._verbatim = not (
+            self.key_func is default_key_func
+            and cls.make_key is BaseCache.make_key
+            and cls.validate_key is BaseCache.validate_key
+            and cls.make_and_validate_key is BaseCache.make_and_validate_key
+        )
+        settings = dict(self._settings, tracking_prefix="" if self._verbatim else f"{self.key_prefix}:")
+        max_entries, max_bytes = self._limits
+        registry_key = repr((self._servers, sorted(settings.items()), max_entries, max_bytes))
+        native = _core.NearCache(
+            registry_key,
+            self._servers,
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            key_prefix=self.key_prefix,
+            version=self.version,
+            make_keys=not self._verbatim,
+            key_warner=_warn_about_key,
+            pickle_protocol=self.pickle_protocol,
+            errors=_ERRORS,
+            **settings,
+        )
+        object.__setattr__(self, "_native", native)
+        if not self._verbatim and not self._ignore_exceptions and cls.get is RedisNearCache.get:
+            self.__dict__["get"] = native.direct_get
+        else:
+            self.__dict__.pop("get", None)
+
+    # Django's RedisCache.get_backend_timeout: whole seconds, None = persist, <= 0 = delete.
+    def get_backend_timeout(self, timeout=DEFAULT_TIMEOUT):
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        return None if timeout is None else max(0, int(timeout))
+
+    def _k(self, key: Any, version: int | None) -> Any:
+        return self.make_and_validate_key(key, version=version) if self._verbatim else key
+
+    def _guard(self, default: Any, f: Any, *args: Any) -> Any:
+        if not self._ignore_exceptions:
+            return f(*args)
+        try:
+            return f(*args)
+        except SERVER_ERRORS:
+            return default
+
+    def get(self, key, default=None, version=None):
+        return self._guard(default, self._native.get, self._k(key, version), default, version)
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        self._guard(None, self._native.set, self._k(key, version), value, self.get_backend_timeout(timeout), version)
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._guard(
+            False, self._native.add, self._k(key, version), value, self.get_backend_timeout(timeout), version
+        )
+
+    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+        return self._guard(False, self._native.touch, self._k(key, version), self.get_backend_timeout(timeout), version)
+
+    def delete(self, key, version=None):
+        return self._guard(False, self._native.delete, self._k(key, version), version)
+
+    def has_key(self, key, version=None):
+        return self._guard(False, self._native.has_key, self._k(key, version), version)
+
+    def incr(self, key, delta=1, version=None):
+        return self._guard(None, self._native.incr, self._k(key, version), delta, version)
+
+    def get_many(self, keys, version=None):
+        if self._verbatim:
+            made = {self.make_and_validate_key(k, version=version): k for k in keys}
+            found = self._guard({}, self._native.get_many, list(made), version)
+            return {made[k]: v for k, v in found.items()}
+        return self._guard({}, self._native.get_many, keys, version)
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        if not data:
+            return []
+        if self._verbatim:
+            data = {self.make_and_validate_key(k, version=version): v for k, v in data.items()}
+        self._guard(None, self._native.set_many, data, self.get_backend_timeout(timeout), version)
+        return []
+
+    def delete_many(self, keys, version=None):
+        if not keys:
+            return
+        keys = [self._k(k, version) for k in keys]
+        self._guard(None, self._native.delete_many, keys, version)
+
+    def clear(self):
+        return self._guard(False, self._native.clear)
+
+    # -- expiry extras (django-redis's names) --------------------------------------------------
+    def ttl(self, key, version=None):
+        """Whole seconds left (``None``: no expiry, ``0``: no such key), as django-redis."""
+        ms = self._native.pttl(self._k(key, version), version)
+        return 0 if ms == -2 else None if ms == -1 else (ms + 500) // 1000
+
+    def expire(self, key, timeout, version=None):
+        return self._native.pexpire(self._k(key, version), int(timeout * 1000), version)
+
+    def persist(self, key, version=None):
+        return self._native.pexpire(self._k(key, version), None, version)
+
+    def stats(self) -> dict[str, Any]:
+        """``RustCache.stats()``'s shape for the local copy, plus ``local_hits``, ``server_hits``,
+        ``invalidations``, ``flushes``, ``reconnects``, ``dropped_fills`` and ``tracking``."""
+        return self._native.stats()
+
+    # -- async: a local hit inline, a round trip in a worker thread -----------------------------
+    async def aget(self, key, default=None, version=None):
+        missing = _MISSING
+        if not self._verbatim:
+            found = self._native.get_local(key, missing, version)
+            if found is not missing:
+                return found
+        return await asyncio.to_thread(self.get, key, default, version)
+
+    async def aset(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return await asyncio.to_thread(self.set, key, value, timeout, version)
+
+    async def aadd(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        return await asyncio.to_thread(self.add, key, value, timeout, version)
+
+    async def atouch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+        return await asyncio.to_thread(self.touch, key, timeout, version)
+
+    async def adelete(self, key, version=None):
+        return await asyncio.to_thread(self.delete, key, version)
+
+    async def ahas_key(self, key, version=None):
+        return await asyncio.to_thread(self.has_key, key, version)
+
+    async def aincr(self, key, delta=1, version=None):
+        return await asyncio.to_thread(self.incr, key, delta, version)
+
+    async def adecr(self, key, delta=1, version=None):
+        return await asyncio.to_thread(self.decr, key, delta, version)
+
+    async def aget_many(self, keys, version=None):
+        return await asyncio.to_thread(self.get_many, keys, version)
+
+    async def aset_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        return await asyncio.to_thread(self.set_many, data, timeout, version)
+
+    async def adelete_many(self, keys, version=None):
+        return await asyncio.to_thread(self.delete_many, keys, version)
+
+    async def aget_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+        return await asyncio.to_thread(self.get_or_set, key, default, timeout, version)
+
+    async def aincr_version(self, key, delta=1, version=None):
+        return await asyncio.to_thread(self.incr_version, key, delta, version)
+
+    async def aclear(self):
+        return await asyncio.to_thread(self.clear)
+
+
+_MISSING = object()

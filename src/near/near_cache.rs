@@ -1,0 +1,500 @@
+//! [`NearCache`]: the local copy, the server behind it and the listener that keeps them coherent.
+//!
+//! Reads look in the local copy first; a miss reads the server (`GET` + `PTTL` in one round trip)
+//! and fills the copy under the rules of [`tracking`](super::tracking). Writes go to the server
+//! (atomic there: `SET`, `SET NX`, `INCRBY` in a script, `EXPIRE`, `DEL`) and drop the key's local
+//! copy once the server has answered, whatever it answered.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::Value;
+
+use super::client::{self, Fetched, Pool, DELETE_IF_EQUAL, INCR_IF_EXISTS};
+use super::config::NearConfig;
+use super::errors::NearError;
+use super::listener::{Apply, Listener, Start};
+use super::tracking::{Coherence, Event, Ticket};
+use crate::store::{Item, Limits, Now, Store, Table, Ttl};
+
+/// How long the first operation of a process waits for tracking to be established (beyond the
+/// connect timeout) before it goes ahead without a local copy.
+const START_GRACE: Duration = Duration::from_millis(500);
+
+/// A server read: the ticket its fill must present (`None`: the local copy may not be filled now)
+/// and the value, if the server had one.
+pub type Read = (Option<Ticket>, Option<Fetched>);
+
+/// The near cache's own counters, read at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NearStats {
+    pub local_hits: u64,
+    pub server_hits: u64,
+    pub misses: u64,
+    pub invalidations: u64,
+    pub flushes: u64,
+    pub reconnects: u64,
+    pub dropped_fills: u64,
+    pub tracking: bool,
+}
+
+struct Applier<A> {
+    store: Arc<Store<A>>,
+    coherence: Arc<Coherence>,
+}
+
+impl<A: Send + Sync + 'static> Apply for Applier<A> {
+    fn invalidate(&self, keys: &[Vec<u8>]) {
+        let c = &self.coherence;
+        for key in keys {
+            c.bump_key(key);
+        }
+        c.counters.invalidations.fetch_add(keys.len() as u64, Ordering::Relaxed);
+        let now = Now::system();
+        self.store.with(|t| {
+            for key in keys {
+                t.delete(key, &now);
+            }
+        });
+    }
+
+    fn flush(&self, why: &str, lost: bool) {
+        if lost {
+            self.coherence.set_tracking(false);
+        }
+        self.coherence.bump_all();
+        self.store.with(Table::clear);
+        self.coherence.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.coherence.push_event(Event::Flushed(why.to_owned()));
+    }
+
+    fn tracking_up(&self, reconnect: bool) {
+        self.coherence.bump_all();
+        self.store.with(Table::clear);
+        self.coherence.set_tracking(true);
+        if reconnect {
+            self.coherence.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        self.coherence.push_event(Event::Tracking { reconnect });
+    }
+
+    fn event(&self, event: Event) {
+        self.coherence.push_event(event);
+    }
+}
+
+#[derive(Default)]
+struct ListenerSlot {
+    /// The process the listener runs in (0: none started).
+    pid: u32,
+    listener: Option<Listener>,
+    /// The server refused tracking (kept: asking again would not change its mind).
+    refused: Option<NearError>,
+}
+
+/// One process's near cache of one server and `LOCATION`.
+pub struct NearCache<A> {
+    store: Arc<Store<A>>,
+    coherence: Arc<Coherence>,
+    writer: Arc<Pool>,
+    reader: Arc<Pool>,
+    config: NearConfig,
+    listener: Mutex<ListenerSlot>,
+}
+
+impl<A: Send + Sync + 'static> NearCache<A> {
+    /// A near cache of the server `config` names. Nothing is connected until first use.
+    pub fn new(config: NearConfig, store: Store<A>) -> Result<Self, NearError> {
+        let writer = Arc::new(Pool::new(
+            config.write.clone(),
+            config.connect_timeout,
+            config.socket_timeout,
+        )?);
+        let reader = if config.separate_read {
+            Arc::new(Pool::new(
+                config.read.clone(),
+                config.connect_timeout,
+                config.socket_timeout,
+            )?)
+        } else {
+            Arc::clone(&writer)
+        };
+        Ok(Self {
+            store: Arc::new(store),
+            coherence: Arc::new(Coherence::default()),
+            writer,
+            reader,
+            config,
+            listener: Mutex::new(ListenerSlot::default()),
+        })
+    }
+
+    pub fn local(&self) -> &Store<A> {
+        &self.store
+    }
+
+    pub fn coherence(&self) -> &Coherence {
+        &self.coherence
+    }
+
+    pub fn config(&self) -> &NearConfig {
+        &self.config
+    }
+
+    /// Start the listener in this process if it is not running (the first operation, and the first
+    /// after a fork). Waits for tracking to be established, so a server that refuses it is found at
+    /// once: an error if `require_tracking`; otherwise the local copy works untracked, each entry
+    /// capped at `max_ttl`. A server that cannot be reached is not an error here (the operation that
+    /// follows reports it); the listener keeps trying.
+    pub fn ensure_listening(&self) -> Result<(), NearError> {
+        let pid = std::process::id();
+        let mut slot = self.listener.lock();
+        if let Some(refused) = &slot.refused {
+            return if self.config.require_tracking {
+                Err(refused.clone())
+            } else {
+                Ok(())
+            };
+        }
+        if slot.pid == pid && slot.listener.as_ref().is_some_and(|l| !l.finished()) {
+            return Ok(());
+        }
+        if slot.pid != pid {
+            // A forked child: the parent's listener does not exist here, and whatever the copy
+            // holds was not kept coherent since the fork.
+            if let Some(inherited) = slot.listener.take() {
+                std::mem::forget(inherited);
+            }
+            self.drop_local("a new process (fork)");
+        }
+        let apply: Arc<dyn Apply> = Arc::new(Applier {
+            store: Arc::clone(&self.store),
+            coherence: Arc::clone(&self.coherence),
+        });
+        let listener = Listener::start(
+            Arc::clone(&self.reader),
+            self.config.prefix.clone(),
+            self.config.heartbeat,
+            apply,
+        )?;
+        let wait = self.config.connect_timeout.unwrap_or(Duration::from_secs(1)) + START_GRACE;
+        let outcome = listener.wait_started(wait);
+        slot.pid = pid;
+        if let Start::Failed(err @ NearError::TrackingRefused(_)) = outcome {
+            listener.stop(&self.reader);
+            slot.refused = Some(err.clone());
+            if self.config.require_tracking {
+                return Err(err);
+            }
+            // Untracked: fills allowed, each capped at max_ttl.
+            self.coherence.set_tracking(true);
+            self.coherence.push_event(Event::ListenerError(format!(
+                "{err}: the local copy is not kept coherent; each entry lives at most LOCAL['MAX_TTL']"
+            )));
+            return Ok(());
+        }
+        slot.listener = Some(listener);
+        Ok(())
+    }
+
+    /// Stop the listener (before a fork): tracking is off and the local copy empty until the next
+    /// operation starts it again.
+    pub fn stop_listener(&self) {
+        let listener = {
+            let mut slot = self.listener.lock();
+            slot.pid = 0;
+            slot.listener.take()
+        };
+        if let Some(listener) = listener {
+            listener.stop(&self.reader);
+        }
+        if self.listener.lock().refused.is_none() {
+            self.drop_local("the listener was stopped");
+        }
+    }
+
+    fn drop_local(&self, why: &str) {
+        self.coherence.set_tracking(false);
+        self.coherence.bump_all();
+        self.store.with(Table::clear);
+        let _ = why;
+    }
+
+    /// The server's id of the listener's connection, if it has one.
+    pub fn listener_client_id(&self) -> Option<i64> {
+        let slot = self.listener.lock();
+        slot.listener.as_ref().map(Listener::client_id).filter(|id| *id >= 0)
+    }
+
+    /// Whether the local copy is allowed to serve and be filled.
+    pub fn is_tracking(&self) -> bool {
+        self.coherence.is_tracking()
+    }
+
+    pub fn count_local_hit(&self) {
+        self.coherence.counters.local_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Read `key` from the server (after a local miss), with the ticket its fill must present.
+    pub fn fetch(&self, key: &[u8]) -> Result<Read, NearError> {
+        let ticket = self.coherence.ticket(key);
+        let fetched = self.reader.run(true, |con| client::fetch(con, key))?;
+        self.count_fetch(usize::from(fetched.is_some()), 1);
+        Ok((ticket, fetched))
+    }
+
+    /// Read several keys from the server in one round trip.
+    pub fn fetch_many(&self, keys: &[&[u8]]) -> Result<Vec<Read>, NearError> {
+        let tickets: Vec<Option<Ticket>> = keys.iter().map(|k| self.coherence.ticket(k)).collect();
+        let fetched = self.reader.run(true, |con| client::fetch_many(con, keys))?;
+        let found = fetched.iter().filter(|f| f.is_some()).count();
+        self.count_fetch(found, keys.len());
+        Ok(tickets.into_iter().zip(fetched).collect())
+    }
+
+    fn count_fetch(&self, found: usize, asked: usize) {
+        let c = &self.coherence.counters;
+        c.server_hits.fetch_add(found as u64, Ordering::Relaxed);
+        c.misses.fetch_add((asked - found) as u64, Ordering::Relaxed);
+    }
+
+    /// The local deadline of a value the server holds for `pttl_ms` more milliseconds (`-1`: no
+    /// expiry): the earlier of that and `max_ttl`.
+    pub fn local_ttl(&self, pttl_ms: i64) -> Ttl {
+        let server = (pttl_ms >= 0).then(|| Duration::from_millis(pttl_ms as u64));
+        match (server, self.config.max_ttl) {
+            (None, None) => Ttl::Forever,
+            (Some(d), None) | (None, Some(d)) => Ttl::Seconds(d.as_secs_f64()),
+            (Some(a), Some(b)) => Ttl::Seconds(a.min(b).as_secs_f64()),
+        }
+    }
+
+    /// Store a value read from the server in the local copy, unless an invalidation or a flush
+    /// overtook it (then it is counted as a dropped fill). Whether it was stored.
+    pub fn fill(&self, ticket: Ticket, item: Item<A>, pttl_ms: i64, limits: &Limits) -> bool {
+        let ttl = self.local_ttl(pttl_ms);
+        let now = Now::system();
+        let stored = self.store.with(|t| {
+            if self.coherence.still_valid(&ticket) {
+                t.set(item, ttl, limits, &now).is_ok()
+            } else {
+                false
+            }
+        });
+        if !stored && !self.coherence.still_valid(&ticket) {
+            self.coherence.counters.dropped_fills.fetch_add(1, Ordering::Relaxed);
+        }
+        stored
+    }
+
+    /// After a write of `keys` (answered or not): their local copies are gone, fills in flight void.
+    fn forget(&self, keys: &[&[u8]]) {
+        for key in keys {
+            self.coherence.bump_key(key);
+        }
+        let now = Now::system();
+        self.store.with(|t| {
+            for key in keys {
+                t.delete(key, &now);
+            }
+        });
+    }
+
+    fn write<R>(
+        &self,
+        keys: &[&[u8]],
+        idempotent: bool,
+        f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<R>,
+    ) -> Result<R, NearError> {
+        let result = self.writer.run(idempotent, f);
+        self.forget(keys);
+        result
+    }
+
+    /// `set`: `timeout` in whole seconds as Django's `RedisCache` computes it (`None`: no expiry;
+    /// `0`: the key is deleted).
+    pub fn set(&self, key: &[u8], value: &[u8], timeout: Option<u64>) -> Result<(), NearError> {
+        self.write(&[key], true, |con| match timeout {
+            Some(0) => redis::cmd("DEL").arg(key).query::<()>(con),
+            Some(secs) => redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("EX")
+                .arg(secs)
+                .query::<()>(con),
+            None => redis::cmd("SET").arg(key).arg(value).query::<()>(con),
+        })
+    }
+
+    /// `add`: `SET NX` (with `timeout=0`, set then deleted, as `RedisCache` does); whether stored.
+    pub fn add(&self, key: &[u8], value: &[u8], timeout: Option<u64>) -> Result<bool, NearError> {
+        self.write(&[key], false, |con| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(value).arg("NX");
+            if let Some(secs) = timeout.filter(|s| *s > 0) {
+                cmd.arg("EX").arg(secs);
+            }
+            let stored: Option<String> = cmd.query(con)?;
+            if stored.is_some() && timeout == Some(0) {
+                redis::cmd("DEL").arg(key).query::<()>(con)?;
+            }
+            Ok(stored.is_some())
+        })
+    }
+
+    /// `add` with a millisecond expiry (`SET NX PX`), for locks.
+    pub fn add_px(&self, key: &[u8], value: &[u8], millis: Option<u64>) -> Result<bool, NearError> {
+        self.write(&[key], false, |con| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(value).arg("NX");
+            if let Some(ms) = millis {
+                cmd.arg("PX").arg(ms.max(1));
+            }
+            Ok(cmd.query::<Option<String>>(con)?.is_some())
+        })
+    }
+
+    /// Delete `key` if it holds exactly `expected` (a lock's release); whether it did.
+    pub fn delete_if_equal(&self, key: &[u8], expected: &[u8]) -> Result<bool, NearError> {
+        let script = redis::Script::new(DELETE_IF_EQUAL);
+        self.write(&[key], true, |con| {
+            Ok(script.key(key).arg(expected).invoke::<i64>(con)? == 1)
+        })
+    }
+
+    /// Every item, then each key's expiry, in one pipeline (`MSET` has no expiry).
+    pub fn set_many(&self, items: &[(&[u8], &[u8])], timeout: Option<u64>) -> Result<(), NearError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&[u8]> = items.iter().map(|(k, _)| *k).collect();
+        self.write(&keys, true, |con| {
+            let mut pipe = redis::pipe();
+            pipe.cmd("MSET");
+            for (k, v) in items {
+                pipe.arg(*k).arg(*v);
+            }
+            pipe.ignore();
+            if let Some(secs) = timeout {
+                for k in &keys {
+                    pipe.cmd("EXPIRE").arg(*k).arg(secs).ignore();
+                }
+            }
+            pipe.query::<()>(con)
+        })
+    }
+
+    /// `touch`: `EXPIRE`, or `PERSIST` for `None` (whose answer is whether an expiry was removed, as
+    /// with `RedisCache`).
+    pub fn touch(&self, key: &[u8], timeout: Option<u64>) -> Result<bool, NearError> {
+        self.write(&[key], true, |con| match timeout {
+            Some(secs) => redis::cmd("EXPIRE").arg(key).arg(secs).query::<bool>(con),
+            None => redis::cmd("PERSIST").arg(key).query::<bool>(con),
+        })
+    }
+
+    /// `PEXPIRE` (a `ms` of 0 or less deletes) or `PERSIST`; whether the key was there.
+    pub fn pexpire(&self, key: &[u8], ms: Option<i64>) -> Result<bool, NearError> {
+        self.write(&[key], true, |con| match ms {
+            Some(ms) => redis::cmd("PEXPIRE").arg(key).arg(ms).query::<bool>(con),
+            None => redis::cmd("PERSIST").arg(key).query::<bool>(con),
+        })
+    }
+
+    /// `PTTL` of `key` (`-2`: no such key, `-1`: no expiry), from the server.
+    pub fn pttl(&self, key: &[u8]) -> Result<i64, NearError> {
+        self.reader
+            .run(true, |con| redis::cmd("PTTL").arg(key).query::<i64>(con))
+    }
+
+    pub fn delete(&self, key: &[u8]) -> Result<bool, NearError> {
+        self.write(&[key], true, |con| redis::cmd("DEL").arg(key).query::<i64>(con))
+            .map(|n| n > 0)
+    }
+
+    /// Delete every key given; how many the server removed.
+    pub fn delete_many(&self, keys: &[&[u8]]) -> Result<u64, NearError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.write(keys, true, |con| redis::cmd("DEL").arg(keys).query::<u64>(con))
+    }
+
+    /// `incr` on the server, atomically: `NotFound` if the key is absent, `Response` if its value is
+    /// not an integer (or the sum leaves 64 bits).
+    pub fn incr(&self, key: &[u8], delta: i64) -> Result<i64, NearError> {
+        let script = redis::Script::new(INCR_IF_EXISTS);
+        let result = self.write(&[key], false, |con| {
+            script.key(key).arg(delta).invoke::<Option<i64>>(con)
+        })?;
+        result.ok_or(NearError::NotFound)
+    }
+
+    /// Whether the server holds `key` (the local copy is asked first by the binding).
+    pub fn exists(&self, key: &[u8]) -> Result<bool, NearError> {
+        self.reader
+            .run(true, |con| redis::cmd("EXISTS").arg(key).query::<bool>(con))
+    }
+
+    /// Keys matching a glob, from `SCAN` (never `KEYS`, which blocks the server).
+    pub fn scan(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>, NearError> {
+        self.reader.run(true, |con| {
+            let mut cursor: u64 = 0;
+            let mut keys = Vec::new();
+            loop {
+                let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(con)?;
+                keys.extend(batch);
+                if next == 0 {
+                    return Ok(keys);
+                }
+                cursor = next;
+            }
+        })
+    }
+
+    /// `FLUSHDB` (Django's `clear()`): the server sends every listener a null invalidation; this
+    /// process's copy is emptied at once too.
+    pub fn clear(&self) -> Result<bool, NearError> {
+        let result = self.writer.run(true, |con| redis::cmd("FLUSHDB").query::<Value>(con));
+        self.coherence.bump_all();
+        self.store.with(Table::clear);
+        result.map(|_| true)
+    }
+
+    /// The near cache's counters.
+    pub fn stats(&self) -> NearStats {
+        let c = &self.coherence.counters;
+        NearStats {
+            local_hits: c.local_hits.load(Ordering::Relaxed),
+            server_hits: c.server_hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            invalidations: c.invalidations.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            dropped_fills: c.dropped_fills.load(Ordering::Relaxed),
+            tracking: self.coherence.is_tracking(),
+        }
+    }
+
+    /// Run a raw command on the write server (tests and the binding's extras).
+    pub fn command(&self, args: &[&[u8]]) -> Result<Value, NearError> {
+        let Some((name, rest)) = args.split_first() else {
+            return Err(NearError::Config("empty command".into()));
+        };
+        self.writer.run(false, |con| {
+            let mut cmd = redis::cmd(&String::from_utf8_lossy(name));
+            for a in rest {
+                cmd.arg(*a);
+            }
+            cmd.query::<Value>(con)
+        })
+    }
+}
