@@ -76,6 +76,13 @@ def main(mode: str, location: str, *args: str) -> None:
         say("ready")
         while True:
             cache.get("k1")
+    elif mode == "grow":
+        # Open with a larger map than the other processes have, and fill past their map's end.
+        map_size, count, size = map(int, args)
+        cache = cache_for(location, MAP_SIZE=map_size, MAX_ENTRIES=10**9)
+        for i in range(count):
+            cache.set(f"big{i}", bytes([i % 256]) * size)
+        say(cache._native._environment()["map_size"])
     elif mode == "lock":
         cache = cache_for(location)
         key, hold, count = args[0], float(args[1]), int(args[2])

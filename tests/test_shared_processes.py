@@ -260,3 +260,22 @@ def _incr_in_pool(location: str, times: int) -> None:
     cache = shared(location)
     for _ in range(times):
         cache.incr("n")
+
+
+def test_a_process_adopts_the_map_another_grew(location):
+    """MAP_RESIZED: a process opened with a small map meets a file another process grew past it, in a
+    read and then in a write, and adopts the larger size instead of failing."""
+    small, large = 2**20, 64 * 2**20
+    cache = shared(location, MAP_SIZE=small, MAX_ENTRIES=10**9)
+    cache.set("before", "kept")
+    assert cache._native._environment()["map_size"] == small
+    assert int(run("grow", location, large, 40, 500_000)) == large
+    # 20 MB of entries now sit in pages past this process's map: a read must adopt the new size.
+    assert cache.get("big39") == bytes([39]) * 500_000
+    assert cache._native._environment()["map_size"] == large
+    assert cache.get("before") == "kept"
+    # And a write that needs the room the other process made (a 1 MB map could never hold it).
+    cache.set("mine", b"m" * 3 * 2**20)
+    assert run("get", location, "mine").startswith("b'mmm")
+    assert sum(cache.get(f"big{i}") is not None for i in range(40)) == 40
+    cache._native.check_invariants()
