@@ -628,26 +628,49 @@ async def time_async_op(op: Op, caches: dict[Backend, Any], plan: Plan) -> dict[
     return {backend.label: Stat.of(samples[backend], sizes[backend]) for backend in backends}
 
 
+def own_shared_store(caches: dict[Backend, Any], op_name: str) -> dict[Backend, Any]:
+    """``caches`` with SharedCache on a LOCATION of this operation's own.
+
+    Every other peer forgets an operation's entries when they are deleted; an LMDB file does not shrink,
+    and LMDB 0.9 rewrites its whole list of free pages in every write transaction, so on one shared
+    LOCATION a row would pay for the entries the rows before it wrote and deleted (`add` of new keys
+    leaves the next row over 100,000 entries' worth of free pages). Each row gets a fresh store instead;
+    what a store that shrank costs is measured apart, by ``cargo run --release --example shared_writes``
+    (benchmarks/README.md).
+    """
+    if SHARED not in caches:
+        return caches
+    from django.conf import settings
+
+    from django_rustcache import SharedCache
+
+    params = dict(settings.CACHES[SHARED.alias])
+    slug = "".join(c if c.isalnum() else "-" for c in op_name)
+    location = f"{params.pop('LOCATION')}-{slug}"
+    params.pop("BACKEND")
+    return {**caches, SHARED: SharedCache(location, params)}
+
+
 def time_ops(ops: list[Op], caches: dict[Backend, Any], plan: Plan, results: Results, into: str = "ops") -> None:
     for op in ops:
         if op.is_async:
             continue
         started = time.monotonic()
-        getattr(results, into)[op.name] = time_sync_op(op, caches, plan)
+        getattr(results, into)[op.name] = time_sync_op(op, own_shared_store(caches, op.name), plan)
         print(f"  {op.name}: {time.monotonic() - started:.1f} s", file=sys.stderr)
-    async_ops = [op for op in ops if op.is_async]
+    async_ops = [(op, own_shared_store(caches, op.name)) for op in ops if op.is_async]
 
     async def run_async() -> None:
         # One event loop for every async operation, as an ASGI server runs one.
-        for op in async_ops:
+        for op, op_caches in async_ops:
             started = time.monotonic()
-            results.ops[op.name] = await time_async_op(op, caches, plan)
+            results.ops[op.name] = await time_async_op(op, op_caches, plan)
             print(f"  {op.name}: {time.monotonic() - started:.1f} s", file=sys.stderr)
 
     if async_ops:
         # Set up and check outside the loop: the checks run a loop of their own.
-        for op in async_ops:
-            for cache in caches.values():
+        for op, op_caches in async_ops:
+            for cache in op_caches.values():
                 op.setup(cache)
                 op.check(cache)
         asyncio.run(run_async())

@@ -125,7 +125,7 @@ def shared_hits(trace: str, capacity: int, procs: int) -> tuple[int, list[int]]:
             stamps = array("q")
             with open(f"{location}.stamps.{i}", "rb") as f:
                 stamps.frombytes(f.read())
-            made += zip(stamps, keys[i::procs])
+            made += zip(stamps, keys[i::procs], strict=True)
         made.sort()
         return hits, [k for _, k in made]
 
