@@ -39,36 +39,20 @@ def fresh_cache() -> RustCache:
 
 
 @contextmanager
-def load(cache: RustCache, threads: int = 4) -> Iterator[None]:
-    """Threads hammering `load:*` keys with every kind of call until the block ends."""
-    stop = threading.Event()
+def running(targets: list[Callable[[int], None]], stop: threading.Event) -> Iterator[None]:
+    """Each target (called with its index) in a daemon thread, switching as often as the interpreter can,
+    until the block ends and `stop` is set; then the first error any of them raised is raised."""
     errors: list[BaseException] = []
 
-    def work(seed: int) -> None:
-        rng = random.Random(seed)
+    def guarded(i: int, target: Callable[[int], None]) -> None:
         try:
-            while not stop.is_set():
-                key = f"load:{rng.randrange(50)}"
-                op = rng.randrange(6)
-                if op == 0:
-                    cache.set(key, rng.randrange(1000), rng.choice([None, 0.01, 60]))
-                elif op == 1:
-                    cache.get_many([key, "load:0", "load:1"])
-                elif op == 2:
-                    cache.set_many({key: [seed, rng.random()], "load:pickled": {"a": 1}})
-                elif op == 3:
-                    with contextlib.suppress(ValueError, TypeError):  # missing, or not a number
-                        cache.incr(key, 10**20)
-                elif op == 4:
-                    cache.delete(key)
-                else:
-                    cache.add(key, "added")
+            target(i)
         except BaseException as exc:
             errors.append(exc)
 
     old_interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)
-    workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(threads)]
+    workers = [threading.Thread(target=guarded, args=(i, f), daemon=True) for i, f in enumerate(targets)]
     for t in workers:
         t.start()
     try:
@@ -81,6 +65,34 @@ def load(cache: RustCache, threads: int = 4) -> Iterator[None]:
     assert not any(t.is_alive() for t in workers), "load threads did not stop"
     if errors:
         raise errors[0]
+
+
+@contextmanager
+def load(cache: RustCache, threads: int = 4) -> Iterator[None]:
+    """Threads hammering `load:*` keys with every kind of call until the block ends."""
+    stop = threading.Event()
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop.is_set():
+            key = f"load:{rng.randrange(50)}"
+            op = rng.randrange(6)
+            if op == 0:
+                cache.set(key, rng.randrange(1000), rng.choice([None, 0.01, 60]))
+            elif op == 1:
+                cache.get_many([key, "load:0", "load:1"])
+            elif op == 2:
+                cache.set_many({key: [seed, rng.random()], "load:pickled": {"a": 1}})
+            elif op == 3:
+                with contextlib.suppress(ValueError, TypeError):  # missing, or not a number
+                    cache.incr(key, 10**20)
+            elif op == 4:
+                cache.delete(key)
+            else:
+                cache.add(key, "added")
+
+    with running([work] * threads, stop):
+        yield
 
 
 def child_checks(cache: RustCache, marker: str, n: int) -> None:
@@ -233,43 +245,23 @@ def extras_load(cache: RustCache) -> Iterator[None]:
     (holders and waiters of one lock), so forks land while flights are led, waiters are queued and the
     modules' mutexes are held."""
     stop = threading.Event()
-    errors: list[BaseException] = []
 
     def flights(seed: int) -> None:
         rng = random.Random(seed)
-        try:
-            while not stop.is_set():
-                key = f"sf:{rng.randrange(3)}"
-                cache.get_or_set(key, lambda: time.sleep(rng.random() / 100) or seed, timeout=0.02)
-        except BaseException as exc:
-            errors.append(exc)
+        while not stop.is_set():
+            key = f"sf:{rng.randrange(3)}"
+            cache.get_or_set(key, lambda: time.sleep(rng.random() / 100) or seed, timeout=0.02)
 
     def locking(seed: int) -> None:
-        try:
-            while not stop.is_set():
-                lock = cache.lock("fork-lock", timeout=0.2, sleep=0.005, blocking_timeout=5)
-                if lock.acquire():
-                    time.sleep(0.002)
-                    with contextlib.suppress(Exception):  # expired under load: not what this tests
-                        lock.release()
-        except BaseException as exc:
-            errors.append(exc)
+        while not stop.is_set():
+            lock = cache.lock("fork-lock", timeout=0.2, sleep=0.005, blocking_timeout=5)
+            if lock.acquire():
+                time.sleep(0.002)
+                with contextlib.suppress(Exception):  # expired under load: not what this tests
+                    lock.release()
 
-    old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    workers = [threading.Thread(target=f, args=(i,), daemon=True) for i, f in enumerate([flights] * 3 + [locking] * 3)]
-    for t in workers:
-        t.start()
-    try:
+    with running([flights] * 3 + [locking] * 3, stop):
         yield
-    finally:
-        stop.set()
-        for t in workers:
-            t.join(30)
-        sys.setswitchinterval(old_interval)
-    assert not any(t.is_alive() for t in workers), "load threads did not stop"
-    if errors:
-        raise errors[0]
 
 
 def test_fork_inside_single_flight_and_the_lock_queue():

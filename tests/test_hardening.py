@@ -58,6 +58,19 @@ def in_thread(target):
     return thread, outcome
 
 
+def failing_leader_of(cache, key):
+    """A thread leading `key`'s flight, whose computation raises once the returned event is set."""
+    release = threading.Event()
+
+    def failing_leader():
+        release.wait(PATIENCE)
+        raise RuntimeError("leader failed")
+
+    leader, outcome = in_thread(lambda: cache.get_or_set(key, failing_leader))
+    wait_until(lambda: single_flight._flights, "the leader's flight")
+    return release, leader, outcome
+
+
 def finished(thread, outcome):
     thread.join(PATIENCE)
     assert not thread.is_alive(), "stuck: a caller never got an answer"
@@ -74,14 +87,7 @@ def test_single_flight_sync_and_async_callers_on_one_loop_both_get_an_answer():
     (another thread) raises. The task cannot lead while the sync caller blocks its loop, so the sync
     caller leads, and then the task gets the value."""
     cache = fresh(SINGLE_FLIGHT=True)
-    release = threading.Event()
-
-    def failing_leader():
-        release.wait(PATIENCE)
-        raise RuntimeError("leader failed")
-
-    leader, leader_outcome = in_thread(lambda: cache.get_or_set("k", failing_leader))
-    wait_until(lambda: single_flight._flights, "the leader's flight")
+    release, leader, leader_outcome = failing_leader_of(cache, "k")
 
     async def main():
         task = asyncio.create_task(cache.aget_or_set("k", lambda: "from-task"))
@@ -121,14 +127,7 @@ def test_sync_lock_acquire_queued_behind_an_alock_waiter_of_its_own_loop():
 
 def test_a_waiter_whose_loop_closed_is_passed_over_when_the_leader_fails():
     cache = fresh(SINGLE_FLIGHT=True)
-    release = threading.Event()
-
-    def failing_leader():
-        release.wait(PATIENCE)
-        raise RuntimeError("leader failed")
-
-    leader, leader_outcome = in_thread(lambda: cache.get_or_set("k", failing_leader))
-    wait_until(lambda: single_flight._flights, "the leader's flight")
+    release, leader, leader_outcome = failing_leader_of(cache, "k")
     # A task waits in the flight, and then its loop is stopped and closed under it.
     loop = asyncio.new_event_loop()
     waiting = threading.Event()
@@ -375,14 +374,7 @@ def test_a_sync_caller_leads_in_place_of_a_task_of_its_loop_told_to_lead_but_not
     loop's thread calls get_or_set: waiting would keep the task from ever running, so the sync caller
     computes, and the task then reads its value."""
     cache = fresh(SINGLE_FLIGHT=True)
-    release = threading.Event()
-
-    def failing_leader():
-        release.wait(PATIENCE)
-        raise RuntimeError("leader failed")
-
-    leader, leader_outcome = in_thread(lambda: cache.get_or_set("k", failing_leader))
-    wait_until(lambda: single_flight._flights, "the leader's flight")
+    release, leader, leader_outcome = failing_leader_of(cache, "k")
 
     async def main():
         task = asyncio.create_task(cache.aget_or_set("k", lambda: "from-task"))
