@@ -75,6 +75,12 @@ def _seconds(timeout: Any) -> Any:
     return timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout
 
 
+def _ms(seconds: float) -> int:
+    """Whole milliseconds of `seconds`, truncated (to the microsecond first: 4.35 s is 4350 ms, though
+    ``4.35 * 1000`` is 4349.999...)."""
+    return int(round(seconds * 1000, 3))
+
+
 def _unix_time(when: Any) -> float:
     return when.timestamp() if isinstance(when, datetime.datetime) else when
 
@@ -134,12 +140,12 @@ class KeyExtras:
         expires; 0 if there is no such key (as django-redis: also 0 for a key with under half a second
         left)."""
         left = self._time_left(key, version)
-        return None if left is None else (int(left * 1000) + 500) // 1000
+        return None if left is None else (_ms(left) + 500) // 1000
 
     def pttl(self, key: Any, version: int | None = None) -> int | None:
         """As `ttl`, in milliseconds."""
         left = self._time_left(key, version)
-        return None if left is None else int(left * 1000)
+        return None if left is None else _ms(left)
 
     def expire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
         """Make `key` expire in `timeout` seconds (a number or a ``timedelta``; zero or less removes
