@@ -8,6 +8,8 @@ PY311 ?= python3
 PY6 ?= $(shell for c in $$(ls -d $$HOME/.pyenv/versions/3.13.*/bin/python3 $$HOME/.pyenv/versions/3.12.*/bin/python3 2>/dev/null | sort -rV) python3.13 python3.12; do if $$c -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then echo $$c; break; fi; done)
 VENV := .venv
 VENV6 := .venv-django6
+# The port `make demo-redis` serves on.
+DEMO_PORT ?= 8000
 DJANGO5 := Django>=5.2,<5.3
 DJANGO6 := Django>=6.0,<7
 # One interpreter of each CPython line a wheel is built for: the newest under pyenv, else one on PATH.
@@ -114,10 +116,14 @@ demo-shared: dev  ## the demo on SharedCache, 4 gunicorn workers, http://127.0.0
 
 demo-redis: dev  ## the demo on RedisNearCache: redis-server on loopback, 4 gunicorn workers on http://127.0.0.1:8000/
 	$(VENV)/bin/pip install -q "gunicorn>=23"
-	@port=$$(benchmarks/redis_server.sh start demo) && trap 'benchmarks/redis_server.sh stop demo' EXIT INT TERM && \
-	  echo "redis-server on 127.0.0.1:$$port; workers page: http://127.0.0.1:8000/near-workers/" && \
+	@# The server is stopped by its pid on every way out (Ctrl-C, kill, gunicorn failing): the trap is set
+	@# before it starts, and names the script by its absolute path (the recipe cd's into the demo).
+	@redis="$(CURDIR)/benchmarks/redis_server.sh"; \
+	  trap '"$$redis" stop demo' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM HUP; \
+	  port=$$("$$redis" start demo) || exit 1; \
+	  echo "redis-server on 127.0.0.1:$$port; workers page: http://127.0.0.1:$(DEMO_PORT)/near-workers/"; \
 	  cd examples/demo && DEMO_REDIS_URL=redis://127.0.0.1:$$port/0 DJANGO_SETTINGS_MODULE=demo_site.settings_redis \
-	  ../../$(VENV)/bin/gunicorn -w 4 -b 127.0.0.1:8000 demo_site.wsgi:application
+	  ../../$(VENV)/bin/gunicorn -w 4 -b 127.0.0.1:$(DEMO_PORT) demo_site.wsgi:application
 
 VENVB := .venv-bench
 

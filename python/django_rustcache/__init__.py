@@ -8,9 +8,9 @@ from .near import RedisNearCache
 from .shared import SharedCache
 
 # Every cache backend the package ships, for code that must cover them all (the install smoke test,
-# tests/install/smoke.py, configures and exercises each one listed here). Add a backend here when it ships.
-# RedisNearCache is not listed: it needs a redis-server, which the install smoke test does not start.
-BACKENDS = (RustCache, SharedCache)
+# tests/install/smoke.py, configures and exercises each one listed here, with a redis-server started by
+# tests/install/run.py for RedisNearCache). Add a backend here when it ships.
+BACKENDS = (RustCache, SharedCache, RedisNearCache)
 
 
 def _pep440(cargo_version: str) -> str:

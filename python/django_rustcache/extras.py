@@ -16,7 +16,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_
 from django.core.exceptions import ImproperlyConfigured
 
 from . import single_flight
-from .locks import AsyncLock, Lock
+from .locks import AsyncLock, Lock, NativeLockStore
 
 _MISSING = object()
 
@@ -75,13 +75,21 @@ def _seconds(timeout: Any) -> Any:
     return timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout
 
 
+def _ms(seconds: float) -> int:
+    """Whole milliseconds of `seconds`, truncated (to the microsecond first: 4.35 s is 4350 ms, though
+    ``4.35 * 1000`` is 4349.999...)."""
+    return int(round(seconds * 1000, 3))
+
+
 def _unix_time(when: Any) -> float:
     return when.timestamp() if isinstance(when, datetime.datetime) else when
 
 
-class ExtrasMixin:
-    """Mixed into ``RustCache`` (before ``BaseCache``); uses its native handle (``_keyed``, ``_state``)
-    and key making."""
+class KeyExtras:
+    """django-redis's expiry, key-listing and lock extras, written once over a few store hooks
+    (``_time_left``, ``_expire_in``, ``_persist``, ``_keys_under``, ``_keys_matching``,
+    ``_delete_matched``, ``_lock_store``, ``_offload``): ``RustCache``/``SharedCache`` answer them from
+    their native store, ``RedisNearCache`` from the server. Mixed in before ``BaseCache``."""
 
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__(params)
@@ -89,33 +97,62 @@ class ExtrasMixin:
         reverse = params.get("REVERSE_KEY_FUNCTION")
         self._reverse_key_func = get_key_func(reverse) if reverse is not None else None
 
-    # -- expiry ------------------------------------------------------------------------------------
+    # -- the store's hooks ---------------------------------------------------------------------------
 
     def _time_left(self, key: Any, version: int | None) -> float | None:
         """Seconds until `key` expires; None if it never does; 0.0 if there is no such key."""
-        native, key = self._keyed(key, version)
-        left = native.ttl(key, version)
-        return None if left == -1.0 else max(left, 0.0)
+        raise NotImplementedError
+
+    def _expire_in(self, key: Any, seconds: Any, version: int | None) -> bool:
+        """Make `key` expire in `seconds` (a number, zero or less removing it, or ``DEFAULT_TIMEOUT``);
+        whether the key was there."""
+        raise NotImplementedError
+
+    def _persist(self, key: Any, version: int | None) -> bool:
+        """Remove `key`'s expiry; whether it had one."""
+        raise NotImplementedError
+
+    def _keys_under(self, prefix: str, search: str) -> list[str]:
+        """The full keys of the live entries that start with `prefix` and whose rest matches the glob
+        `search`."""
+        raise NotImplementedError
+
+    def _keys_matching(self, pattern: str) -> list[str]:
+        """The full keys of the live entries whose whole key matches the glob `pattern`."""
+        raise NotImplementedError
+
+    def _delete_matched(self, matched: list[tuple[str, str]], version: int | None) -> int:
+        """Delete the (user key, full key) pairs found by `_matching`; how many were deleted."""
+        raise NotImplementedError
+
+    def _lock_store(self, name: Any, version: int | None) -> Any:
+        """The ``locks.LockStore`` that holds the lock named `name`."""
+        raise NotImplementedError
+
+    async def _offload(self, f: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking method for an async twin (inline, unless the store is across a network)."""
+        return f(*args, **kwargs)
+
+    # -- expiry ------------------------------------------------------------------------------------
 
     def ttl(self, key: Any, version: int | None = None) -> int | None:
         """Whole seconds until `key` expires, rounded as Redis's ``TTL`` rounds; None if it never
         expires; 0 if there is no such key (as django-redis: also 0 for a key with under half a second
         left)."""
         left = self._time_left(key, version)
-        return None if left is None else (int(left * 1000) + 500) // 1000
+        return None if left is None else (_ms(left) + 500) // 1000
 
     def pttl(self, key: Any, version: int | None = None) -> int | None:
         """As `ttl`, in milliseconds."""
         left = self._time_left(key, version)
-        return None if left is None else int(left * 1000)
+        return None if left is None else _ms(left)
 
     def expire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
         """Make `key` expire in `timeout` seconds (a number or a ``timedelta``; zero or less removes
         it); whether the key was there."""
         if timeout is None:
             raise TypeError("expire() needs a timeout in seconds; persist() removes a key's expiry.")
-        native, key = self._keyed(key, version)
-        return native.touch(key, _seconds(timeout), version)
+        return self._expire_in(key, _seconds(timeout), version)
 
     def pexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
         """As `expire`, with `timeout` in milliseconds (or a ``timedelta``; ``DEFAULT_TIMEOUT``: the
@@ -128,8 +165,7 @@ class ExtrasMixin:
             seconds = timeout.total_seconds()
         else:
             seconds = timeout / 1000
-        native, key = self._keyed(key, version)
-        return native.touch(key, seconds, version)
+        return self._expire_in(key, seconds, version)
 
     def expire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
         """Make `key` expire at `when`, a ``datetime`` or a Unix time in seconds."""
@@ -148,10 +184,7 @@ class ExtrasMixin:
     def persist(self, key: Any, version: int | None = None) -> bool:
         """Remove `key`'s expiry; whether it had one (as Redis's ``PERSIST``: False for a key that never
         expires or is not there)."""
-        native, key = self._keyed(key, version)
-        if native.ttl(key, version) < 0:
-            return False
-        return native.touch(key, None, version)
+        return self._persist(key, version)
 
     # -- keys --------------------------------------------------------------------------------------
 
@@ -163,9 +196,8 @@ class ExtrasMixin:
         if self.key_func is default_key_func and type(self).make_key is BaseCache.make_key:
             # Match the user's part of the key only: the prefix may hold glob characters of its own.
             prefix = f"{self.key_prefix}:{version}:"
-            match = _compile_glob(search).fullmatch
             start = len(prefix)
-            return [(full[start:], full) for full in self._native.live_keys(prefix) if match(full, start)]
+            return [(full[start:], full) for full in self._keys_under(prefix, search)]
         if self._reverse_key_func is None:
             raise ImproperlyConfigured(
                 "keys(), iter_keys() and delete_pattern() find keys by reversing the cache's key function; "
@@ -173,8 +205,7 @@ class ExtrasMixin:
                 "entry, as with django-redis."
             )
         full_pattern = self.key_func(search, _glob_escape(str(self.key_prefix)), _glob_escape(str(version)))
-        match = _compile_glob(full_pattern).fullmatch
-        return [(self._reverse_key_func(full), full) for full in self._native.live_keys("") if match(full)]
+        return [(self._reverse_key_func(full), full) for full in self._keys_matching(full_pattern)]
 
     def keys(self, search: str, version: int | None = None) -> list[str]:
         """The keys (as the user gave them) of the live entries, of this cache's KEY_PREFIX and `version`,
@@ -192,8 +223,7 @@ class ExtrasMixin:
         matched = self._matching(pattern, version)
         if not matched:
             return 0
-        verbatim, native = self._state
-        return native.delete_many([full if verbatim else user for user, full in matched], version)
+        return self._delete_matched(matched, version)
 
     # -- locks -------------------------------------------------------------------------------------
 
@@ -224,6 +254,79 @@ class ExtrasMixin:
         """The lock of `lock`, for asyncio code (``async with cache.alock("k"):``); not a coroutine."""
         return AsyncLock(self, key, version, timeout, sleep, blocking, blocking_timeout, thread_local)
 
+    # -- async twins ---------------------------------------------------------------------------------
+
+    async def attl(self, key: Any, version: int | None = None) -> int | None:
+        return await self._offload(self.ttl, key, version=version)
+
+    async def apttl(self, key: Any, version: int | None = None) -> int | None:
+        return await self._offload(self.pttl, key, version=version)
+
+    async def aexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
+        return await self._offload(self.expire, key, timeout, version=version)
+
+    async def apexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
+        return await self._offload(self.pexpire, key, timeout, version=version)
+
+    async def aexpire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
+        return await self._offload(self.expire_at, key, when, version=version)
+
+    async def apexpire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
+        return await self._offload(self.pexpire_at, key, when, version=version)
+
+    async def apersist(self, key: Any, version: int | None = None) -> bool:
+        return await self._offload(self.persist, key, version=version)
+
+    async def akeys(self, search: str, version: int | None = None) -> list[str]:
+        return await self._offload(self.keys, search, version=version)
+
+    async def aiter_keys(
+        self, search: str, itersize: int | None = None, version: int | None = None
+    ) -> AsyncIterator[str]:
+        for key in await self._offload(self.keys, search, version=version):
+            yield key
+
+    async def adelete_pattern(self, pattern: str, version: int | None = None, itersize: int | None = None) -> int:
+        return await self._offload(self.delete_pattern, pattern, version=version, itersize=itersize)
+
+
+class ExtrasMixin(KeyExtras):
+    """``KeyExtras`` on a native in-process (or host-shared) store, plus single-flight ``get_or_set``;
+    mixed into ``RustCache`` and ``SharedCache`` (before ``BaseCache``); uses their native handle
+    (``_keyed``, ``_state``) and key making."""
+
+    def _time_left(self, key: Any, version: int | None) -> float | None:
+        native, key = self._keyed(key, version)
+        left = native.ttl(key, version)
+        return None if left == -1.0 else max(left, 0.0)
+
+    def _expire_in(self, key: Any, seconds: Any, version: int | None) -> bool:
+        native, key = self._keyed(key, version)
+        return native.touch(key, seconds, version)
+
+    def _persist(self, key: Any, version: int | None) -> bool:
+        native, key = self._keyed(key, version)
+        if native.ttl(key, version) < 0:
+            return False
+        return native.touch(key, None, version)
+
+    def _keys_under(self, prefix: str, search: str) -> list[str]:
+        match = _compile_glob(search).fullmatch
+        start = len(prefix)
+        return [full for full in self._native.live_keys(prefix) if match(full, start)]
+
+    def _keys_matching(self, pattern: str) -> list[str]:
+        match = _compile_glob(pattern).fullmatch
+        return [full for full in self._native.live_keys("") if match(full)]
+
+    def _delete_matched(self, matched: list[tuple[str, str]], version: int | None) -> int:
+        verbatim, native = self._state
+        return native.delete_many([full if verbatim else user for user, full in matched], version)
+
+    def _lock_store(self, name: Any, version: int | None) -> NativeLockStore:
+        native, key = self._keyed(name, version)
+        return NativeLockStore(native, key, version)
+
     # -- single flight -----------------------------------------------------------------------------
 
     def get_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> Any:
@@ -252,38 +355,3 @@ class ExtrasMixin:
         if value is not _MISSING:
             return value
         return await single_flight.aget_or_set(self, key, default, timeout, version)
-
-    # -- async twins: inline, as RustCache's (every call is a memory operation) ---------------------
-
-    async def attl(self, key: Any, version: int | None = None) -> int | None:
-        return self.ttl(key, version=version)
-
-    async def apttl(self, key: Any, version: int | None = None) -> int | None:
-        return self.pttl(key, version=version)
-
-    async def aexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
-        return self.expire(key, timeout, version=version)
-
-    async def apexpire(self, key: Any, timeout: Any, version: int | None = None) -> bool:
-        return self.pexpire(key, timeout, version=version)
-
-    async def aexpire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
-        return self.expire_at(key, when, version=version)
-
-    async def apexpire_at(self, key: Any, when: Any, version: int | None = None) -> bool:
-        return self.pexpire_at(key, when, version=version)
-
-    async def apersist(self, key: Any, version: int | None = None) -> bool:
-        return self.persist(key, version=version)
-
-    async def akeys(self, search: str, version: int | None = None) -> list[str]:
-        return self.keys(search, version=version)
-
-    async def aiter_keys(
-        self, search: str, itersize: int | None = None, version: int | None = None
-    ) -> AsyncIterator[str]:
-        for key in self.keys(search, version=version):
-            yield key
-
-    async def adelete_pattern(self, pattern: str, version: int | None = None, itersize: int | None = None) -> int:
-        return self.delete_pattern(pattern, version=version, itersize=itersize)

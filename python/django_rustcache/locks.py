@@ -19,6 +19,7 @@ until that call returns, so a sync caller never waits on a task its own wait kee
 waiter looks again at least every ``waiters.POLL`` seconds. A forked child starts with no queues.
 """
 
+import asyncio
 import os
 import threading
 import time
@@ -119,6 +120,41 @@ class _TokenShared:
     token: str | None = None
 
 
+class NativeLockStore:
+    """Where a lock lives (the ``LockStore`` shape every backend's lock gives ``Lock``): an entry of a
+    native store (``RustCache``, ``SharedCache``), one call each, none of which waits. A backend whose
+    store is across a network (``RedisNearCache``) gives its own, with ``remote = True`` so that
+    ``AsyncLock`` runs its calls in a worker thread."""
+
+    remote = False
+
+    def __init__(self, native: Any, key: Any, version: int | None) -> None:
+        self._native, self._key, self._version = native, key, version
+
+    def add(self, token: str, timeout: float | None) -> bool:
+        """Take the entry for `token` if it is free, expiring after `timeout` seconds (None: never)."""
+        return self._native.lock_add(self._key, token, timeout, self._version)
+
+    def exists(self) -> bool:
+        return self._native.has_key(self._key, self._version)
+
+    def holds(self, token: str) -> bool:
+        """Whether the entry holds `token`."""
+        return self._native.get(self._key, None, self._version) == token
+
+    def delete_if_equal(self, token: str) -> bool:
+        """Remove the entry if it holds `token`, atomically; whether it did."""
+        return self._native.delete_if_equal(self._key, token, self._version)
+
+    def time_left(self) -> float:
+        """Seconds until the entry expires: ``-1.0`` never, ``-2.0`` no entry (Redis's conventions)."""
+        return self._native.ttl(self._key, self._version)
+
+    def expire(self, seconds: float) -> bool:
+        """Make the entry expire in `seconds`."""
+        return self._native.lock_touch(self._key, seconds, self._version)
+
+
 class _LockBase:
     def __init__(
         self,
@@ -144,74 +180,88 @@ class _LockBase:
         self.blocking_timeout = blocking_timeout
         self.thread_local = thread_local
         self.local = _TokenLocal() if thread_local else _TokenShared()
-        # The handle and the key as it wants them (taken together, so a later rebuild of the cache's
-        # handle cannot pair this key with a handle that makes keys differently), and the name of the
-        # wait queue (one per entry).
-        self._native, self._key = cache._keyed(name, version)
+        # Where the lock lives (the handle and the key as it wants them, taken together, so a later
+        # rebuild of the cache's handle cannot pair this key with a handle that makes keys differently),
+        # and the name of the wait queue (one per entry).
+        self._store = cache._lock_store(name, version)
         self._queue = (cache._location, cache.make_key(name, version=version))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} of {self.cache._location!r}>"
 
-    # One native call each: these never wait, so they serve the sync and async locks alike.
+    # One store call each: these never wait on the queue, so they serve the sync and async locks alike
+    # (AsyncLock runs them in a worker thread when the store is remote; the token is read and written
+    # on the caller's thread, where a thread-local token lives).
 
     def _try(self, token: str) -> bool:
-        return self._native.lock_add(self._key, token, self.timeout, self.version)
+        return self._store.add(token, self.timeout)
 
     def _locked(self) -> bool:
-        return self._native.has_key(self._key, self.version)
+        return self._store.exists()
+
+    def _owned_by(self, token: str | None) -> bool:
+        return token is not None and self._store.holds(token)
 
     def _owned(self) -> bool:
-        token = self.local.token
-        return token is not None and self._native.get(self._key, None, self.version) == token
+        return self._owned_by(self.local.token)
 
-    def _release(self) -> None:
+    def _give_up(self) -> str:
+        """The holder's token, forgotten: a release is under way."""
         token = self.local.token
         if token is None:
             raise LockError("Cannot release an unlocked lock")
         self.local.token = None
+        return token
+
+    def _released(self, deleted: bool) -> None:
+        if not deleted:
+            raise LockNotOwnedError("Cannot release a lock that's no longer owned")
+
+    def _release(self) -> None:
+        token = self._give_up()
         try:
-            if not self._native.delete_if_equal(self._key, token, self.version):
-                raise LockNotOwnedError("Cannot release a lock that's no longer owned")
+            deleted = self._store.delete_if_equal(token)
         finally:
             _wake_head(self._queue)
+        self._released(deleted)
 
-    def _extend(self, additional_time: float, replace_ttl: bool) -> bool:
+    def _held_token(self, what: str) -> str:
+        token = self.local.token
+        if token is None:
+            raise LockError(f"Cannot {what} an unlocked lock")
+        if self.timeout is None:
+            raise LockError(f"Cannot {what} a lock with no timeout")
+        return token
+
+    def _extend_by(self, token: str, additional_time: float, replace_ttl: bool) -> bool:
         # Not atomic: between the ownership check and the new timeout, the entry could expire and be
         # taken by another holder, whose lock this would then extend. Keep `timeout` well above the work.
-        if self.local.token is None:
-            raise LockError("Cannot extend an unlocked lock")
-        if self.timeout is None:
-            raise LockError("Cannot extend a lock with no timeout")
-        if not self._owned():
+        if not self._owned_by(token):
             raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
-        native = self._native
-        left = 0.0 if replace_ttl else max(native.ttl(self._key, self.version), 0.0)
-        native.lock_touch(self._key, left + additional_time, self.version)
+        left = 0.0 if replace_ttl else max(self._store.time_left(), 0.0)
+        self._store.expire(left + additional_time)
+        return True
+
+    def _extend(self, additional_time: float, replace_ttl: bool) -> bool:
+        return self._extend_by(self._held_token("extend"), additional_time, replace_ttl)
+
+    def _reacquire_by(self, token: str) -> bool:
+        if not self._owned_by(token):
+            raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
+        self._store.expire(self.timeout)
         return True
 
     def _reacquire(self) -> bool:
-        if self.local.token is None:
-            raise LockError("Cannot reacquire an unlocked lock")
-        if self.timeout is None:
-            raise LockError("Cannot reacquire a lock with no timeout")
-        if not self._owned():
-            raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
-        self._native.lock_touch(self._key, self.timeout, self.version)
-        return True
+        return self._reacquire_by(self._held_token("reacquire"))
 
-    def _start(self, token: Any, blocking: bool | None, blocking_timeout: float | None, sleep: float | None):
-        """The settings of one `acquire`; and True if it got the lock without waiting."""
+    def _settings(self, token: Any, blocking: bool | None, blocking_timeout: float | None, sleep: float | None):
+        """The settings of one `acquire`."""
         token = uuid.uuid4().hex if token is None else str(token)
         blocking = self.blocking if blocking is None else blocking
         blocking_timeout = self.blocking_timeout if blocking_timeout is None else blocking_timeout
         sleep = self.sleep if sleep is None else sleep
         deadline = None if blocking_timeout is None else _now() + blocking_timeout
-        # With waiters queued, a newcomer queues behind them rather than barging in.
-        got = not _contended(self._queue) and self._try(token)
-        if got:
-            self.local.token = token
-        return got, token, blocking, deadline, sleep
+        return token, blocking, deadline, sleep
 
     def _wait_for(self, head: bool, deadline: float | None, sleep: float) -> float | None:
         """How long to wait this round (None: until woken); raises TimeoutError when the time is up."""
@@ -237,8 +287,10 @@ class Lock(_LockBase):
     ) -> bool:
         """Take the lock; whether it was taken. Non-blocking, it tries once (and fails if threads of
         this process are already queued); blocking, it waits in line, up to `blocking_timeout` seconds."""
-        got, token, blocking, deadline, sleep = self._start(token, blocking, blocking_timeout, sleep)
-        if got:
+        token, blocking, deadline, sleep = self._settings(token, blocking, blocking_timeout, sleep)
+        # With waiters queued, a newcomer queues behind them rather than barging in.
+        if not _contended(self._queue) and self._try(token):
+            self.local.token = token
             return True
         if not blocking:
             return False
@@ -304,8 +356,9 @@ class AsyncLock(_LockBase):
         token: Any = None,
     ) -> bool:
         """As `Lock.acquire`, waiting without blocking the event loop."""
-        got, token, blocking, deadline, sleep = self._start(token, blocking, blocking_timeout, sleep)
-        if got:
+        token, blocking, deadline, sleep = self._settings(token, blocking, blocking_timeout, sleep)
+        if not _contended(self._queue) and await self._call(self._try, token):
+            self.local.token = token
             return True
         if not blocking:
             return False
@@ -315,7 +368,7 @@ class AsyncLock(_LockBase):
             while True:
                 waiter.event.clear()
                 head = _is_head(self._queue, waiter)
-                if head and self._try(token):
+                if head and await self._call(self._try, token):
                     self.local.token = token
                     return True
                 try:
@@ -326,20 +379,31 @@ class AsyncLock(_LockBase):
         finally:
             _leave(self._queue, waiter)
 
+    async def _call(self, f: Any, *args: Any) -> Any:
+        """A store call: inline for a store in memory, in a worker thread for one across a network."""
+        if self._store.remote:
+            return await asyncio.to_thread(f, *args)
+        return f(*args)
+
     async def release(self) -> None:
-        self._release()
+        token = self._give_up()
+        try:
+            deleted = await self._call(self._store.delete_if_equal, token)
+        finally:
+            _wake_head(self._queue)
+        self._released(deleted)
 
     async def locked(self) -> bool:
-        return self._locked()
+        return await self._call(self._locked)
 
     async def owned(self) -> bool:
-        return self._owned()
+        return await self._call(self._owned_by, self.local.token)
 
     async def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
-        return self._extend(additional_time, replace_ttl)
+        return await self._call(self._extend_by, self._held_token("extend"), additional_time, replace_ttl)
 
     async def reacquire(self) -> bool:
-        return self._reacquire()
+        return await self._call(self._reacquire_by, self._held_token("reacquire"))
 
     async def __aenter__(self) -> "AsyncLock":
         if await self.acquire():
@@ -347,4 +411,4 @@ class AsyncLock(_LockBase):
         raise LockError("Unable to acquire lock within the time specified")
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        self._release()
+        await self.release()

@@ -9,6 +9,8 @@ in Rust unless a ``KEY_FUNCTION`` or an override of ``make_key``/``validate_key`
 """
 
 import asyncio
+import hashlib
+import math
 import os
 import pickle
 import re
@@ -19,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import _core
 from .backend import _warn_about_key
+from .extras import KeyExtras, _glob_escape
 
 try:
     from redis.exceptions import ConnectionError as ServerConnectionError
@@ -67,7 +70,47 @@ def _servers(location: Any) -> list[str]:
     return servers
 
 
-class RedisNearCache(BaseCache):
+# The longest expiry the extras ask the server for, in milliseconds (Redis refuses one whose deadline
+# overflows; 2**46 ms is about 2,200 years).
+_MAX_MS = 2**46
+
+
+def _millis(seconds: float) -> int:
+    """A positive number of seconds as whole milliseconds, rounded up (never 0, which would delete)."""
+    return min(max(1, math.ceil(seconds * 1000)), _MAX_MS)
+
+
+class _ServerLockStore:
+    """A lock's entry on the server (``locks.NativeLockStore``'s shape): ``SET NX PX`` to take it, a
+    compare-and-delete script to release it, ``PTTL``/``PEXPIRE`` to extend it. Every process and host
+    using the server shares it; a holder that dies frees it at its timeout."""
+
+    remote = True
+
+    def __init__(self, native: Any, key: Any, version: int | None) -> None:
+        self._native, self._key, self._version = native, key, version
+
+    def add(self, token: str, timeout: float | None) -> bool:
+        return self._native.lock_add(self._key, token, None if timeout is None else _millis(timeout), self._version)
+
+    def exists(self) -> bool:
+        return self._native.has_key(self._key, self._version)
+
+    def holds(self, token: str) -> bool:
+        return self._native.get(self._key, None, self._version) == token
+
+    def delete_if_equal(self, token: str) -> bool:
+        return self._native.delete_if_equal(self._key, token, self._version)
+
+    def time_left(self) -> float:
+        ms = self._native.pttl(self._key, self._version)
+        return float(ms) if ms < 0 else ms / 1000
+
+    def expire(self, seconds: float) -> bool:
+        return self._native.pexpire(self._key, _millis(seconds), self._version)
+
+
+class RedisNearCache(KeyExtras, BaseCache):
     """Django's ``RedisCache`` semantics, with hits served from a coherent in-process copy."""
 
     pickle_protocol = pickle.HIGHEST_PROTOCOL
@@ -122,6 +165,9 @@ class RedisNearCache(BaseCache):
         }
         self._servers = [servers[0]] if read == servers[0] else [servers[0], read]
         self._settings = settings
+        # The name locks' wait queues share with every instance of this server and LOCATION settings
+        # (a digest: the URLs may carry a password, and a lock's repr shows this).
+        self._location = "redis:" + hashlib.sha256(repr((self._servers, settings)).encode()).hexdigest()[:16]
         self._limits = (max_entries, max_bytes)
         self._build()
 
@@ -225,17 +271,55 @@ class RedisNearCache(BaseCache):
     def clear(self):
         return self._guard(False, self._native.clear)
 
-    # -- expiry extras (django-redis's names) --------------------------------------------------
-    def ttl(self, key, version=None):
-        """Whole seconds left (``None``: no expiry, ``0``: no such key), as django-redis."""
-        ms = self._native.pttl(self._k(key, version), version)
-        return 0 if ms == -2 else None if ms == -1 else (ms + 500) // 1000
+    # -- the extras' hooks (extras.KeyExtras): expiry, keys and locks on the server -------------------
+    def _keyed(self, key: Any, version: int | None) -> tuple[Any, Any]:
+        return self._native, self._k(key, version)
 
-    def expire(self, key, timeout, version=None):
-        return self._native.pexpire(self._k(key, version), int(timeout * 1000), version)
+    def _time_left(self, key: Any, version: int | None) -> float | None:
+        native, key = self._keyed(key, version)
+        ms = native.pttl(key, version)
+        return 0.0 if ms == -2 else None if ms == -1 else ms / 1000
 
-    def persist(self, key, version=None):
-        return self._native.pexpire(self._k(key, version), None, version)
+    def _expire_in(self, key: Any, seconds: Any, version: int | None) -> bool:
+        if seconds is DEFAULT_TIMEOUT:
+            seconds = self.default_timeout
+        native, key = self._keyed(key, version)
+        if seconds is None:  # the alias's TIMEOUT is None: no expiry, as touch() gives it
+            return native.pexpire(key, None, version) or native.has_key(key, version)
+        return native.pexpire(key, _millis(seconds) if seconds > 0 else 0, version)
+
+    def _persist(self, key: Any, version: int | None) -> bool:
+        native, key = self._keyed(key, version)
+        return native.pexpire(key, None, version)
+
+    def _scan(self, pattern: str) -> list[str]:
+        """Full keys matching a Redis glob, by ``SCAN`` (which may name a key twice: once here). A key
+        that is not UTF-8 cannot have been made by Django and is left out."""
+        found = {}
+        for raw in self._native.scan(pattern.encode()):
+            try:
+                found[raw.decode()] = None
+            except UnicodeDecodeError:
+                continue
+        return list(found)
+
+    def _keys_under(self, prefix: str, search: str) -> list[str]:
+        return self._scan(_glob_escape(prefix) + search)
+
+    def _keys_matching(self, pattern: str) -> list[str]:
+        return self._scan(pattern)
+
+    def _delete_matched(self, matched: list[tuple[str, str]], version: int | None) -> int:
+        # One DEL; the core drops the local copies of the keys at once (our next read sees the delete).
+        keys = [full if self._verbatim else user for user, full in matched]
+        return self._native.delete_many(keys, version)
+
+    def _lock_store(self, name: Any, version: int | None) -> _ServerLockStore:
+        native, key = self._keyed(name, version)
+        return _ServerLockStore(native, key, version)
+
+    async def _offload(self, f: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(f, *args, **kwargs)
 
     def stats(self) -> dict[str, Any]:
         """``RustCache.stats()``'s shape for the local copy, plus ``local_hits``, ``server_hits``,

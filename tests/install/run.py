@@ -12,6 +12,9 @@ Django``: nothing can be fetched and nothing can be compiled, so only the wheel 
 ``sdist``: the same, but the sdist is installed with Rust on ``PATH``: pip builds it (maturin, fetched
 into the downloads beforehand, like Django) as it would on a platform without a wheel.
 
+A redis-server for RedisNearCache is started once by ``benchmarks/redis_server.sh`` (loopback, a free port,
+no persistence; installed with apt-get if missing) and stopped by its pid when the run ends, however it ends.
+
 Then ``smoke.py`` runs with the virtualenv's Python, isolated (``-I``), from a scratch directory outside
 the source tree, with the same ``PATH``. Standard library only: it runs on the interpreter that CI has.
 """
@@ -29,6 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+REDIS_SCRIPT = ROOT / "benchmarks" / "redis_server.sh"  # starts RedisNearCache's server for the smoke
 MANYLINUX = "manylinux_2_17_x86_64"  # the tag `make wheels` builds for (see README, "Installing")
 
 
@@ -139,9 +143,17 @@ def main() -> int:
     args = parser.parse_args()
     version = pep440(cargo_version())
     passed = 0
-    for python, django in args.python:
-        install_and_smoke(args.mode, python, django, args.dist.resolve(), args.downloads.resolve(), version)
-        passed += 1
+    name = f"install-smoke-{os.getpid()}"
+    try:
+        port = subprocess.run(
+            [str(REDIS_SCRIPT), "start", name], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        os.environ["RUSTCACHE_SMOKE_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        for python, django in args.python:
+            install_and_smoke(args.mode, python, django, args.dist.resolve(), args.downloads.resolve(), version)
+            passed += 1
+    finally:
+        subprocess.run([str(REDIS_SCRIPT), "stop", name], check=False)
     print(f"install {args.mode}: {passed} passed, 0 failed")
     return 0
 

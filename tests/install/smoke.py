@@ -11,7 +11,9 @@ It checks, in order, and stops at the first failure (exit status 1):
 2. what was installed: the version (``__version__`` = the metadata's = ``--expect-version``), the wheel's
    tag, ``py.typed`` and the license file, classifiers naming the running Python and Django;
 3. what it does: for every backend in ``django_rustcache.BACKENDS`` (one alias each, from
-   ``smoke_settings.py``), ``set``/``get``/``incr``/``get_many``/``delete``; the app's system checks
+   ``smoke_settings.py``; RedisNearCache's server is ``RUSTCACHE_SMOKE_REDIS_URL``, started by ``run.py``),
+   ``set``/``get``/``incr``/``get_many``/``delete`` (and for RedisNearCache, a read served from the local
+   copy kept coherent by the invalidation listener); the app's system checks
    (``call_command("check")`` finds no issue, and ``MAX_ENTRIES`` left at 300 is ``django_rustcache.W001``); and the
    ``rustcache_stats`` management command, whose numbers must be the caches' own.
 """
@@ -94,6 +96,20 @@ def what_was_installed(args: argparse.Namespace) -> None:
         check(args.expect_tag in tags, f"wheel tag {args.expect_tag} in {tags}")
 
 
+def near_is_coherent(cache) -> None:
+    """The listener runs (tracking is on) and a repeated read is served from the local copy."""
+    import time
+
+    check(cache.stats()["tracking"] is True, "RedisNearCache: the invalidation listener is tracking")
+    before = cache.stats()["local_hits"]
+    deadline = time.monotonic() + 5
+    # Our own write's invalidation may arrive after the first fill and drop it: read until a local hit.
+    while cache.stats()["local_hits"] == before and time.monotonic() < deadline:
+        cache.get("record")
+        time.sleep(0.01)
+    check(cache.stats()["local_hits"] > before, "RedisNearCache: a read is served from the local copy")
+
+
 def what_it_does() -> None:
     import django
     from django.core.cache import BaseCache, caches
@@ -133,6 +149,8 @@ def what_it_does() -> None:
             f"{alias}: get_many {got}",
         )
         check(cache.delete("greeting") and cache.get("greeting") is None, f"{alias}: delete")
+        if alias == "RedisNearCache":
+            near_is_coherent(cache)
 
     out = io.StringIO()
     call_command("check", stdout=out)
