@@ -4,7 +4,9 @@ across processes with faults injected mid-run, and fork."""
 
 import multiprocessing
 import os
+import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from django_rustcache import RedisNearCache, _core
+from django_rustcache.near import SERVER_ERRORS
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "redis_server.sh"
 # How long an invalidation may take to reach another process in these tests (the README's contract
@@ -207,6 +210,89 @@ def test_fork_starts_the_child_empty_with_its_own_listener(port):
     # The parent's listener was stopped for the fork and restarts on the next use.
     c.get("k")
     until("the parent's new listener", lambda: c._native.listener_client_id() not in (None, parent_id))
+
+
+def _fork_child_uses(c, key):
+    """In a forked child: the cache must work (get/set/get_many) and the child exit in time; a child
+    stuck on a lock inherited from another thread of the parent is killed by SIGALRM's default action."""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(8)
+    code = 1
+    try:
+        c.set(key, os.getpid())
+        if c.get(key) != os.getpid():
+            code = 2
+        elif c.get_many([key, "hot"]) != {key: os.getpid(), "hot": 1}:
+            code = 3
+        else:
+            code = 0
+    finally:
+        os._exit(code)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_fork_while_other_threads_use_the_cache_and_the_listener_restarts(port):
+    """Fork many times from one thread while others hammer the cache (misses, sets, get_many) and the
+    listener is killed and restarted: every child must do its work and exit in time."""
+    prefix = f"h{uuid.uuid4().hex[:8]}"
+    c = near(port, KEY_PREFIX=prefix)
+    c.set("hot", 1)
+    raw = Redis(port=port)
+    stop = threading.Event()
+    errors = []
+
+    def hammer(n):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                c.get(f"miss-{n}-{i}")
+                c.set(f"k{n}", i)
+                c.get_many(["hot", f"k{n}", f"miss-{n}"])
+                c.get("hot")
+            except SERVER_ERRORS:
+                pass  # the listener kills below do not touch the data connections; be lenient anyway
+            except Exception as e:  # noqa: BLE001 - collected and reported by the main thread
+                errors.append(e)
+
+    def killer():
+        while not stop.is_set():
+            for client in raw.client_list():
+                if client.get("name") == "rustcache-near-listener":
+                    try:
+                        raw.client_kill_filter(_id=client["id"])
+                    except RedisConnectionError:
+                        pass
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)] + [threading.Thread(target=killer)]
+    for t in threads:
+        t.start()
+    failures = []
+    try:
+        for n in range(80):
+            time.sleep(0.005)
+            pid = os.fork()
+            if pid == 0:
+                _fork_child_uses(c, f"child-{n}")
+            deadline = time.monotonic() + 10
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    done, status = os.waitpid(pid, 0)
+                    break
+                time.sleep(0.002)
+            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+                failures.append((n, status))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert not errors, errors[:3]
+    assert not failures, f"{len(failures)} of 80 children failed or hung: {failures[:5]}"
 
 
 def _writer(port, prefix, n, log):
