@@ -354,3 +354,47 @@ def test_no_read_older_than_the_invalidation_delay_across_processes_with_faults(
                 stale.append((t, v, last))
     assert not stale, f"{len(stale)} stale reads, e.g. {stale[:3]}"
     assert local_hits > 0
+
+
+def _get_calls(raw):
+    return raw.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+
+
+@pytest.mark.parametrize("mode", ["threads", "tasks"])
+def test_concurrent_misses_of_one_key_after_a_flush_make_one_read(port, mode):
+    import asyncio
+
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+    c = near(port, KEY_PREFIX=prefix, LOCAL={"HEARTBEAT": 2.0})
+    raw = Redis(port=port)
+    c.set("hot", "v")
+    warm(c, "hot")
+    flushes = c.stats()["flushes"]
+    raw.flushall()
+    until("the flush", lambda: c.stats()["flushes"] > flushes)
+    seen = c.stats()["invalidations"]
+    plain(port, prefix).set("hot", "v2")
+    until("the write's invalidation", lambda: c.stats()["invalidations"] > seen)
+    raw.config_resetstat()
+    raw.client_pause(300, all=True)  # the first read is in flight while every other caller misses
+    if mode == "threads":
+        barrier = threading.Barrier(32)
+        results = []
+
+        def miss():
+            barrier.wait()
+            results.append(c.get("hot"))
+
+        threads = [threading.Thread(target=miss) for _ in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    else:
+
+        async def main():
+            return await asyncio.gather(*(c.aget("hot") for _ in range(32)))
+
+        results = asyncio.run(main())
+    assert results == ["v2"] * 32
+    assert _get_calls(raw) == 1

@@ -23,6 +23,7 @@ mod blocking;
 mod client;
 mod config;
 mod errors;
+mod flight;
 mod listener;
 mod near_cache;
 mod tracking;

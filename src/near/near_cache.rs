@@ -16,6 +16,7 @@ use super::blocking::Blocking;
 use super::client::{self, Fetched, Pool, DELETE_IF_EQUAL, INCR_IF_EXISTS};
 use super::config::NearConfig;
 use super::errors::NearError;
+use super::flight::{Flights, Landed, Role};
 use super::listener::{Apply, Listener, Start};
 use super::tracking::{Coherence, Event, Ticket};
 use crate::store::{Item, Limits, Now, Store, Table, Ttl};
@@ -47,6 +48,9 @@ fn forking() -> bool {
     FORKING.load(Ordering::SeqCst) > 0
 }
 
+/// How many reads of others a caller may wait for before it reads on its own.
+const FLIGHT_ROUNDS: usize = 3;
+
 /// A server read: the ticket its fill must present (`None`: the local copy may not be filled now)
 /// and the value, if the server had one.
 pub type Read = (Option<Ticket>, Option<Fetched>);
@@ -61,6 +65,8 @@ pub struct NearStats {
     pub flushes: u64,
     pub reconnects: u64,
     pub dropped_fills: u64,
+    /// Misses served by another caller's read of the same key (single-flight).
+    pub shared_reads: u64,
     pub tracking: bool,
 }
 
@@ -126,6 +132,7 @@ pub struct NearCache<A> {
     reader: Arc<Pool>,
     config: NearConfig,
     listener: Mutex<ListenerSlot>,
+    pub(super) flights: Flights,
 }
 
 impl<A: Send + Sync + 'static> NearCache<A> {
@@ -152,6 +159,7 @@ impl<A: Send + Sync + 'static> NearCache<A> {
             reader,
             config,
             listener: Mutex::new(ListenerSlot::default()),
+            flights: Flights::default(),
         })
     }
 
@@ -292,11 +300,54 @@ impl<A: Send + Sync + 'static> NearCache<A> {
     }
 
     /// Read `key` from the server (after a local miss), with the ticket its fill must present.
+    ///
+    /// Concurrent misses of one key make one read ([`flight`](super::flight)): a caller that finds a
+    /// read of the key in flight waits for it (in `blocking`, bounded by the read's own timeouts)
+    /// and takes its value, with no ticket (the leader fills the local copy). It takes it only if
+    /// no invalidation of the key (nor a flush) was applied since the leader took its ticket, which
+    /// was before the read was sent: the value is then as fresh as one it would read itself. If
+    /// the leader failed, was overtaken or is late, the follower tries again (leading or following a
+    /// new read), and after [`FLIGHT_ROUNDS`] reads on its own.
     pub fn fetch(&self, blocking: &impl Blocking, key: &[u8]) -> Result<Read, NearError> {
+        for _ in 0..FLIGHT_ROUNDS {
+            match self.flights.join(key) {
+                Role::Lead(leader) => {
+                    let ticket = self.coherence.ticket(key);
+                    let fetched = self.reader.run(blocking, true, |con| client::fetch(con, key));
+                    leader.land(|| match &fetched {
+                        Ok(found) => Landed::Read(ticket, found.clone()),
+                        Err(_) => Landed::Failed,
+                    });
+                    let fetched = fetched?;
+                    self.count_fetch(usize::from(fetched.is_some()), 1);
+                    return Ok((ticket, fetched));
+                }
+                Role::Follow(flight) => {
+                    let bound = self.flight_wait();
+                    match blocking.wait(|| flight.wait(bound)) {
+                        Some(Landed::Read(Some(ticket), fetched)) if self.coherence.still_valid(&ticket) => {
+                            self.coherence.counters.shared_reads.fetch_add(1, Ordering::Relaxed);
+                            self.count_fetch(usize::from(fetched.is_some()), 1);
+                            return Ok((None, fetched));
+                        }
+                        None => break,
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
         let ticket = self.coherence.ticket(key);
         let fetched = self.reader.run(blocking, true, |con| client::fetch(con, key))?;
         self.count_fetch(usize::from(fetched.is_some()), 1);
         Ok((ticket, fetched))
+    }
+
+    /// How long a follower waits for a leader: as long as the leader's read may take (a connect
+    /// and a round trip), and a margin.
+    fn flight_wait(&self) -> Duration {
+        self.config.connect_timeout.unwrap_or(Duration::from_secs(1))
+            + self.config.socket_timeout.unwrap_or(Duration::from_secs(5))
+            + Duration::from_millis(100)
     }
 
     /// Read several keys from the server in one round trip.
@@ -565,6 +616,7 @@ impl<A: Send + Sync + 'static> NearCache<A> {
             flushes: c.flushes.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             dropped_fills: c.dropped_fills.load(Ordering::Relaxed),
+            shared_reads: c.shared_reads.load(Ordering::Relaxed),
             tracking: self.coherence.is_tracking(),
         }
     }

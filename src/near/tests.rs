@@ -351,3 +351,69 @@ fn stopping_the_listener_empties_the_copy_and_the_next_use_restarts_it() {
     assert!(local(&cache, b"k").is_some());
     cache.stop_listener(&Inline);
 }
+
+fn get_calls(con: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(con).expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn concurrent_misses_of_one_key_make_one_read() {
+    let Some(server) = Server::start("flight", &[]) else {
+        return;
+    };
+    let mut config = NearConfig::new(&server.url()).expect("url");
+    // A heartbeat longer than the pause below, so the pause does not look like a dead server.
+    config.heartbeat = Duration::from_secs(2);
+    let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
+    cache.ensure_listening(&Inline).expect("tracking");
+    let mut other = server.other();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut other).expect("set");
+    eventually("the invalidation of the write", || cache.stats().invalidations >= 1);
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut other).expect("resetstat");
+    // The server holds every command for a while: the first read is in flight while all the others
+    // miss.
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(300).arg("ALL").query(&mut other).expect("pause");
+    let threads = 16;
+    let barrier = std::sync::Barrier::new(threads);
+    let values: Vec<Option<Vec<u8>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    cache.fetch(&Inline, b"k").expect("fetch").1.map(|f| f.value)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert!(values.iter().all(|v| v.as_deref() == Some(&b"v"[..])), "{values:?}");
+    assert_eq!(get_calls(&mut other), 1, "one GET for {threads} concurrent misses");
+    assert_eq!(cache.stats().shared_reads, threads as u64 - 1);
+    assert_eq!(cache.flights.len(), 0);
+    cache.stop_listener(&Inline);
+}
+
+#[test]
+fn followers_of_a_failed_read_read_again_and_never_hang() {
+    let Some(server) = Server::start("flightfail", &[]) else {
+        return;
+    };
+    let url = server.url();
+    drop(server);
+    let mut config = NearConfig::new(&url).expect("url");
+    config.connect_timeout = Some(Duration::from_millis(200));
+    let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| assert!(matches!(cache.fetch(&Inline, b"k"), Err(NearError::Connection(_)))));
+        }
+    });
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    assert_eq!(cache.flights.len(), 0);
+}

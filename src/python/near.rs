@@ -450,6 +450,7 @@ impl PyNearCache {
         stats.set_item("flushes", near.flushes)?;
         stats.set_item("reconnects", near.reconnects)?;
         stats.set_item("dropped_fills", near.dropped_fills)?;
+        stats.set_item("shared_reads", near.shared_reads)?;
         stats.set_item("tracking", near.tracking)?;
         Ok(stats)
     }
