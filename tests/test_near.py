@@ -2,6 +2,8 @@
 port, persistence off, stopped by its pid): behaviour, interop with Django's RedisCache, coherence
 across processes with faults injected mid-run, and fork."""
 
+import asyncio
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -252,17 +254,15 @@ def test_fork_while_other_threads_use_the_cache_and_the_listener_restarts(port):
                 c.get("hot")
             except SERVER_ERRORS:
                 pass  # the listener kills below do not touch the data connections; be lenient anyway
-            except Exception as e:  # noqa: BLE001 - collected and reported by the main thread
+            except Exception as e:  # collected and reported by the main thread
                 errors.append(e)
 
     def killer():
         while not stop.is_set():
             for client in raw.client_list():
                 if client.get("name") == "rustcache-near-listener":
-                    try:
+                    with contextlib.suppress(RedisConnectionError):
                         raw.client_kill_filter(_id=client["id"])
-                    except RedisConnectionError:
-                        pass
             time.sleep(0.01)
 
     threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)] + [threading.Thread(target=killer)]
@@ -362,8 +362,6 @@ def _get_calls(raw):
 
 @pytest.mark.parametrize("mode", ["threads", "tasks"])
 def test_concurrent_misses_of_one_key_after_a_flush_make_one_read(port, mode):
-    import asyncio
-
     prefix = f"s{uuid.uuid4().hex[:8]}"
     c = near(port, KEY_PREFIX=prefix, LOCAL={"HEARTBEAT": 2.0})
     raw = Redis(port=port)

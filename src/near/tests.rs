@@ -374,10 +374,18 @@ fn concurrent_misses_of_one_key_make_one_read() {
     let mut other = server.other();
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut other).expect("set");
     eventually("the invalidation of the write", || cache.stats().invalidations >= 1);
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut other).expect("resetstat");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut other)
+        .expect("resetstat");
     // The server holds every command for a while: the first read is in flight while all the others
     // miss.
-    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(300).arg("ALL").query(&mut other).expect("pause");
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("ALL")
+        .query(&mut other)
+        .expect("pause");
     let threads = 16;
     let barrier = std::sync::Barrier::new(threads);
     let values: Vec<Option<Vec<u8>>> = std::thread::scope(|s| {
