@@ -14,6 +14,7 @@ __all__ = [
     "SharedStoreError",
     "__version__",
     "_after_fork",
+    "near_after_fork",
     "near_before_fork",
 ]
 
@@ -164,3 +165,4 @@ class NearCache:
     def connect(self) -> None: ...
 
 def near_before_fork() -> None: ...
+def near_after_fork(in_child: bool) -> None: ...

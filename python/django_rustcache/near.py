@@ -42,9 +42,14 @@ except ImportError:  # redis-py is not needed; without it, our own classes of th
 SERVER_ERRORS = (ServerConnectionError, ServerTimeoutError)
 _ERRORS = (ServerConnectionError, ServerTimeoutError, ResponseError, ImproperlyConfigured)
 
-# Stop every listener thread before a fork (so the child inherits none and the parent's next
-# operation starts a new one); the child starts with an empty local copy.
-os.register_at_fork(before=_core.near_before_fork)
+# Stop every listener thread before a fork and wait for it to end (so the child inherits no thread,
+# nor a lock one held); no listener starts again until the fork is done. The parent's next operation
+# starts a new one, and so does the child's, which starts with an empty local copy.
+os.register_at_fork(
+    before=_core.near_before_fork,
+    after_in_parent=lambda: _core.near_after_fork(False),
+    after_in_child=lambda: _core.near_after_fork(True),
+)
 
 _HANDLE_SETTINGS = frozenset({"key_func", "key_prefix", "version", "pickle_protocol"})
 _LOCAL_KEYS = frozenset({"MAX_ENTRIES", "MAX_BYTES", "MAX_TTL", "HEARTBEAT", "REQUIRE_TRACKING"})

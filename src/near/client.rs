@@ -8,6 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis::{Client, Connection, ConnectionInfo, ConnectionLike, Value};
 
+use super::blocking::Blocking;
 use super::errors::{breaks_connection, NearError};
 
 /// Idle connections kept per server and process; more are opened when more threads wait on the
@@ -108,67 +109,95 @@ impl Pool {
         drop(dropped);
     }
 
-    fn checkout(&self) -> redis::RedisResult<(u64, Connection)> {
+    /// An idle connection of this process, if there is one (a short lock, no I/O: dead or stale
+    /// connections are closed after it is released).
+    fn take_idle(&self) -> (u64, Option<Connection>) {
         let pid = std::process::id();
         let generation = self.generation.load(Ordering::SeqCst);
-        let mut idle = self.idle.lock();
-        if self.pid.load(Ordering::Relaxed) != pid {
-            // A forked child: the sockets are shared with the parent, which is still using them.
-            // Closing our copies would be harmless, but a clean close (shutdown) would cut the
-            // parent's too: leak them instead (a few file descriptors, once per fork).
-            for con in idle.drain(..) {
-                std::mem::forget(con);
+        let mut stale = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock();
+            if self.pid.load(Ordering::Relaxed) != pid {
+                // A forked child: the sockets are shared with the parent, which is still using them.
+                // Closing our copies would be harmless, but a clean close (shutdown) would cut the
+                // parent's too: leak them instead (a few file descriptors, once per fork).
+                for con in idle.drain(..) {
+                    std::mem::forget(con);
+                }
+                self.pid.store(pid, Ordering::Relaxed);
             }
-            self.pid.store(pid, Ordering::Relaxed);
-        }
-        while let Some((gen, con)) = idle.pop() {
-            if gen == generation && con.is_open() {
-                return Ok((gen, con));
+            let mut found = None;
+            while let Some((gen, con)) = idle.pop() {
+                if gen == generation && con.is_open() {
+                    found = Some(con);
+                    break;
+                }
+                stale.push(con);
             }
-        }
-        drop(idle);
-        Ok((generation, self.connect(None)?))
+            found
+        };
+        drop(stale);
+        (generation, found)
     }
 
     fn checkin(&self, gen: u64, con: Connection) {
         if gen != self.generation.load(Ordering::SeqCst) || std::process::id() != self.pid.load(Ordering::Relaxed) {
             return;
         }
-        let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE {
-            idle.push((gen, con));
-        }
+        let extra = {
+            let mut idle = self.idle.lock();
+            if idle.len() < MAX_IDLE {
+                idle.push((gen, con));
+                None
+            } else {
+                Some(con)
+            }
+        };
+        drop(extra);
     }
 
-    /// Run `f` on a pooled connection. A connection that failed is closed, not returned. With
-    /// `idempotent`, a call that failed on a connection taken from the pool (it may have died while
-    /// idle: a server restart) is tried once more on a new one.
-    pub fn run<R>(
+    /// Run `f` on a pooled connection, the connect and the round trip inside `blocking` (the
+    /// pool's lock is taken only outside it, and never while a connection is in use). A connection
+    /// that failed is closed, not returned. With `idempotent`, a call that failed on a connection
+    /// taken from the pool (it may have died while idle: a server restart) is tried once more on a
+    /// new one.
+    pub fn run<R: Send>(
         &self,
+        blocking: &impl Blocking,
         idempotent: bool,
-        mut f: impl FnMut(&mut Connection) -> redis::RedisResult<R>,
+        mut f: impl FnMut(&mut Connection) -> redis::RedisResult<R> + Send,
     ) -> Result<R, NearError> {
-        let (gen, mut con) = self.checkout()?;
-        match f(&mut con) {
-            Ok(r) => {
-                self.checkin(gen, con);
-                Ok(r)
-            }
-            Err(err) if breaks_connection(&err) => {
-                drop(con);
-                if !idempotent || err.is_timeout() {
-                    return Err(err.into());
+        let (gen, pooled) = self.take_idle();
+        let (result, back) = blocking.wait(|| {
+            let mut con = match pooled {
+                Some(con) => con,
+                None => match self.connect(None) {
+                    Ok(con) => con,
+                    Err(err) => return (Err(err.into()), None),
+                },
+            };
+            match f(&mut con) {
+                Ok(r) => (Ok(r), Some(con)),
+                Err(err) if breaks_connection(&err) => {
+                    drop(con);
+                    if !idempotent || err.is_timeout() {
+                        return (Err(err.into()), None);
+                    }
+                    let retried = self
+                        .connect(None)
+                        .and_then(|mut fresh| f(&mut fresh).map(|r| (r, fresh)));
+                    match retried {
+                        Ok((r, fresh)) => (Ok(r), Some(fresh)),
+                        Err(err) => (Err(err.into()), None),
+                    }
                 }
-                let mut fresh = self.connect(None)?;
-                let r = f(&mut fresh)?;
-                self.checkin(gen, fresh);
-                Ok(r)
+                Err(err) => (Err(err.into()), Some(con)),
             }
-            Err(err) => {
-                self.checkin(gen, con);
-                Err(err.into())
-            }
+        });
+        if let Some(con) = back {
+            self.checkin(gen, con);
         }
+        result
     }
 }
 

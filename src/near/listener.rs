@@ -20,6 +20,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 use redis::{Connection, ProtocolVersion, PushInfo, PushKind, Value};
 
+use super::blocking::Blocking;
 use super::client::Pool;
 use super::errors::NearError;
 use super::tracking::Event;
@@ -53,6 +54,8 @@ pub(crate) enum Start {
 #[derive(Default)]
 struct Signal {
     stop: AtomicBool,
+    /// The first attempt to track has come to an outcome (read without the lock).
+    settled: AtomicBool,
     start: Mutex<Option<Start>>,
     changed: Condvar,
 }
@@ -74,6 +77,7 @@ impl Signal {
         let mut guard = self.start.lock();
         if matches!(*guard, None | Some(Start::Pending)) {
             *guard = Some(outcome);
+            self.settled.store(true, Ordering::SeqCst);
             self.changed.notify_all();
         }
     }
@@ -116,13 +120,15 @@ impl Listener {
         })
     }
 
-    /// Wait up to `timeout` for the first attempt to track to succeed or fail.
-    pub(crate) fn wait_started(&self, timeout: Duration) -> Start {
-        let mut guard = self.signal.start.lock();
-        if matches!(*guard, Some(Start::Pending)) {
-            let _ = self.signal.changed.wait_for(&mut guard, timeout);
-        }
-        guard.clone().unwrap_or(Start::Pending)
+    /// A handle to wait on for the first attempt to track, held apart from the listener (so the
+    /// wait needs no lock on wherever the listener is kept).
+    pub(crate) fn starting(&self) -> Starting {
+        Starting(Arc::clone(&self.signal))
+    }
+
+    /// Whether `other` is a handle on this listener.
+    pub(crate) fn is(&self, other: &Starting) -> bool {
+        Arc::ptr_eq(&self.signal, &other.0)
     }
 
     /// The server's id of the listener's connection (`CLIENT ID`), `-1` while there is none.
@@ -135,9 +141,10 @@ impl Listener {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Stop the thread and wait for it. Its connection is closed by the server (`CLIENT KILL`, sent
-    /// on `kill_via`), so a reader blocked on the socket wakes at once.
-    pub(crate) fn stop(mut self, kill_via: &Pool) {
+    /// Stop the thread and wait for it (a real join: it has joined its applier first, so neither
+    /// holds any lock afterwards). Its connection is closed by the server (`CLIENT KILL`, sent on
+    /// `kill_via`), so a reader blocked on the socket wakes at once. Both waits run in `blocking`.
+    pub(crate) fn stop(mut self, blocking: &impl Blocking, kill_via: &Pool) {
         self.signal.stop.store(true, Ordering::SeqCst);
         {
             let _guard = self.signal.start.lock();
@@ -145,13 +152,34 @@ impl Listener {
         }
         let id = self.client_id();
         if id >= 0 {
-            let _ = kill_via.run(false, |con| {
+            let _ = kill_via.run(blocking, false, |con| {
                 redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query::<Value>(con)
             });
         }
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            blocking.wait(move || {
+                let _ = thread.join();
+            });
         }
+    }
+}
+
+/// What a caller waits on while a listener makes its first attempt to track.
+pub(crate) struct Starting(Arc<Signal>);
+
+impl Starting {
+    /// Whether the first attempt has come to an outcome (no lock taken).
+    pub(crate) fn settled(&self) -> bool {
+        self.0.settled.load(Ordering::SeqCst)
+    }
+
+    /// Wait up to `timeout` for the first attempt to track to succeed or fail.
+    pub(crate) fn wait(&self, timeout: Duration) -> Start {
+        let mut guard = self.0.start.lock();
+        if matches!(*guard, Some(Start::Pending)) {
+            let _ = self.0.changed.wait_for(&mut guard, timeout);
+        }
+        guard.clone().unwrap_or(Start::Pending)
     }
 }
 

@@ -19,17 +19,20 @@
 //! 3. a write by this process drops the key's local copy (and bumps its epoch) once the server has
 //!    answered, so the next read in the process goes to the server.
 
+mod blocking;
 mod client;
 mod config;
 mod errors;
+mod flight;
 mod listener;
 mod near_cache;
 mod tracking;
 
+pub use blocking::{Blocking, Inline};
 pub use client::{Fetched, Pool, ServerValue};
 pub use config::{NearConfig, DEFAULT_HEARTBEAT};
 pub use errors::NearError;
-pub use near_cache::{NearCache, NearStats, Read};
+pub use near_cache::{fork_done, fork_prepare, NearCache, NearStats, Read};
 pub use tracking::{Coherence, Event, Ticket};
 
 #[cfg(test)]

@@ -5,16 +5,18 @@
 //! (atomic there: `SET`, `SET NX`, `INCRBY` in a script, `EXPIRE`, `DEL`) and drop the key's local
 //! copy once the server has answered, whatever it answered.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use redis::Value;
 
+use super::blocking::Blocking;
 use super::client::{self, Fetched, Pool, DELETE_IF_EQUAL, INCR_IF_EXISTS};
 use super::config::NearConfig;
 use super::errors::NearError;
+use super::flight::{Flights, Landed, Role};
 use super::listener::{Apply, Listener, Start};
 use super::tracking::{Coherence, Event, Ticket};
 use crate::store::{Item, Limits, Now, Store, Table, Ttl};
@@ -22,6 +24,32 @@ use crate::store::{Item, Limits, Now, Store, Table, Ttl};
 /// How long the first operation of a process waits for tracking to be established (beyond the
 /// connect timeout) before it goes ahead without a local copy.
 const START_GRACE: Duration = Duration::from_millis(500);
+
+/// Forks being prepared in this process ([`fork_prepare`]); no listener starts meanwhile.
+static FORKING: AtomicUsize = AtomicUsize::new(0);
+
+/// Before a fork (`os.register_at_fork(before=...)`), ahead of stopping the listeners: no listener
+/// is started until [`fork_done`], so none can be running when the fork happens.
+pub fn fork_prepare() {
+    FORKING.fetch_add(1, Ordering::SeqCst);
+}
+
+/// After a fork, in the parent (`in_child: false`) or in the child (where no other preparation can
+/// be going on: only the forking thread exists).
+pub fn fork_done(in_child: bool) {
+    if in_child {
+        FORKING.store(0, Ordering::SeqCst);
+    } else {
+        let _ = FORKING.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+}
+
+fn forking() -> bool {
+    FORKING.load(Ordering::SeqCst) > 0
+}
+
+/// How many reads of others a caller may wait for before it reads on its own.
+const FLIGHT_ROUNDS: usize = 3;
 
 /// A server read: the ticket its fill must present (`None`: the local copy may not be filled now)
 /// and the value, if the server had one.
@@ -37,6 +65,8 @@ pub struct NearStats {
     pub flushes: u64,
     pub reconnects: u64,
     pub dropped_fills: u64,
+    /// Misses served by another caller's read of the same key (single-flight).
+    pub shared_reads: u64,
     pub tracking: bool,
 }
 
@@ -102,6 +132,7 @@ pub struct NearCache<A> {
     reader: Arc<Pool>,
     config: NearConfig,
     listener: Mutex<ListenerSlot>,
+    pub(super) flights: Flights,
 }
 
 impl<A: Send + Sync + 'static> NearCache<A> {
@@ -128,6 +159,7 @@ impl<A: Send + Sync + 'static> NearCache<A> {
             reader,
             config,
             listener: Mutex::new(ListenerSlot::default()),
+            flights: Flights::default(),
         })
     }
 
@@ -148,78 +180,108 @@ impl<A: Send + Sync + 'static> NearCache<A> {
     /// once: an error if `require_tracking`; otherwise the local copy works untracked, each entry
     /// capped at `max_ttl`. A server that cannot be reached is not an error here (the operation that
     /// follows reports it); the listener keeps trying.
-    pub fn ensure_listening(&self) -> Result<(), NearError> {
+    ///
+    /// The slot's lock is held only to look and to record (the listener is started under it, which
+    /// is a thread spawn, not a wait); the wait for tracking runs in `blocking`, with no lock held, and
+    /// a refusal is recorded under the lock again afterwards. While a fork is being prepared
+    /// ([`fork_prepare`]) no listener is started: the operation goes ahead untracked.
+    pub fn ensure_listening(&self, blocking: &impl Blocking) -> Result<(), NearError> {
         let pid = std::process::id();
-        let mut slot = self.listener.lock();
-        if let Some(refused) = &slot.refused {
-            return if self.config.require_tracking {
-                Err(refused.clone())
-            } else {
-                Ok(())
-            };
-        }
-        if slot.pid == pid && slot.listener.as_ref().is_some_and(|l| !l.finished()) {
+        let starting = {
+            let mut slot = self.listener.lock();
+            if let Some(refused) = &slot.refused {
+                return if self.config.require_tracking {
+                    Err(refused.clone())
+                } else {
+                    Ok(())
+                };
+            }
+            if slot.pid != pid {
+                // A forked child (or the first use, or the first after a stop): a listener recorded
+                // here belongs to another process and does not exist in this one, and whatever the
+                // copy holds was not kept coherent since the fork. Nothing of it is waited on.
+                if let Some(inherited) = slot.listener.take() {
+                    std::mem::forget(inherited);
+                }
+                slot.pid = pid;
+                self.drop_local();
+            }
+            match slot.listener.as_ref().filter(|l| !l.finished()) {
+                Some(running) => running.starting(),
+                None if forking() => return Ok(()),
+                None => {
+                    let apply: Arc<dyn Apply> = Arc::new(Applier {
+                        store: Arc::clone(&self.store),
+                        coherence: Arc::clone(&self.coherence),
+                    });
+                    let listener = Listener::start(
+                        Arc::clone(&self.reader),
+                        self.config.prefix.clone(),
+                        self.config.heartbeat,
+                        apply,
+                    )?;
+                    let starting = listener.starting();
+                    slot.listener = Some(listener);
+                    starting
+                }
+            }
+        };
+        if starting.settled() {
             return Ok(());
         }
-        if slot.pid != pid {
-            // A forked child: the parent's listener does not exist here, and whatever the copy
-            // holds was not kept coherent since the fork.
-            if let Some(inherited) = slot.listener.take() {
-                std::mem::forget(inherited);
-            }
-            self.drop_local("a new process (fork)");
-        }
-        let apply: Arc<dyn Apply> = Arc::new(Applier {
-            store: Arc::clone(&self.store),
-            coherence: Arc::clone(&self.coherence),
-        });
-        let listener = Listener::start(
-            Arc::clone(&self.reader),
-            self.config.prefix.clone(),
-            self.config.heartbeat,
-            apply,
-        )?;
         let wait = self.config.connect_timeout.unwrap_or(Duration::from_secs(1)) + START_GRACE;
-        let outcome = listener.wait_started(wait);
-        slot.pid = pid;
-        if let Start::Failed(err @ NearError::TrackingRefused(_)) = outcome {
-            listener.stop(&self.reader);
+        let outcome = blocking.wait(|| starting.wait(wait));
+        let Start::Failed(err @ NearError::TrackingRefused(_)) = outcome else {
+            return Ok(());
+        };
+        let (first, ended) = {
+            let mut slot = self.listener.lock();
+            let first = slot.refused.is_none();
             slot.refused = Some(err.clone());
-            if self.config.require_tracking {
-                return Err(err);
-            }
+            let ours = slot.listener.as_ref().is_some_and(|l| l.is(&starting));
+            (first, if ours { slot.listener.take() } else { None })
+        };
+        if let Some(ended) = ended {
+            ended.stop(blocking, &self.reader);
+        }
+        if self.config.require_tracking {
+            return Err(err);
+        }
+        if first {
             // Untracked: fills allowed, each capped at max_ttl.
             self.coherence.set_tracking(true);
             self.coherence.push_event(Event::ListenerError(format!(
                 "{err}: the local copy is not kept coherent; each entry lives at most LOCAL['MAX_TTL']"
             )));
-            return Ok(());
         }
-        slot.listener = Some(listener);
         Ok(())
     }
 
-    /// Stop the listener (before a fork): tracking is off and the local copy empty until the next
-    /// operation starts it again.
-    pub fn stop_listener(&self) {
-        let listener = {
+    /// Stop the listener (before a fork) and wait for its threads to end (in `blocking`): tracking is
+    /// off and the local copy empty until the next operation starts it again.
+    pub fn stop_listener(&self, blocking: &impl Blocking) {
+        let (listener, refused) = {
             let mut slot = self.listener.lock();
             slot.pid = 0;
-            slot.listener.take()
+            (slot.listener.take(), slot.refused.is_some())
         };
-        if let Some(listener) = listener {
-            listener.stop(&self.reader);
+        if !refused {
+            // Before the listener stops receiving: no fill from now on, and none in flight.
+            self.coherence.set_tracking(false);
+            self.coherence.bump_all();
         }
-        if self.listener.lock().refused.is_none() {
-            self.drop_local("the listener was stopped");
+        if let Some(listener) = listener {
+            listener.stop(blocking, &self.reader);
+        }
+        if !refused {
+            self.drop_local();
         }
     }
 
-    fn drop_local(&self, why: &str) {
+    fn drop_local(&self) {
         self.coherence.set_tracking(false);
         self.coherence.bump_all();
         self.store.with(Table::clear);
-        let _ = why;
     }
 
     /// The server's id of the listener's connection, if it has one.
@@ -238,17 +300,60 @@ impl<A: Send + Sync + 'static> NearCache<A> {
     }
 
     /// Read `key` from the server (after a local miss), with the ticket its fill must present.
-    pub fn fetch(&self, key: &[u8]) -> Result<Read, NearError> {
+    ///
+    /// Concurrent misses of one key make one read ([`flight`](super::flight)): a caller that finds a
+    /// read of the key in flight waits for it (in `blocking`, bounded by the read's own timeouts)
+    /// and takes its value, with no ticket (the leader fills the local copy). It takes it only if
+    /// no invalidation of the key (nor a flush) was applied since the leader took its ticket, which
+    /// was before the read was sent: the value is then as fresh as one it would read itself. If
+    /// the leader failed, was overtaken or is late, the follower tries again (leading or following a
+    /// new read), and after [`FLIGHT_ROUNDS`] reads on its own.
+    pub fn fetch(&self, blocking: &impl Blocking, key: &[u8]) -> Result<Read, NearError> {
+        for _ in 0..FLIGHT_ROUNDS {
+            match self.flights.join(key) {
+                Role::Lead(leader) => {
+                    let ticket = self.coherence.ticket(key);
+                    let fetched = self.reader.run(blocking, true, |con| client::fetch(con, key));
+                    leader.land(|| match &fetched {
+                        Ok(found) => Landed::Read(ticket, found.clone()),
+                        Err(_) => Landed::Failed,
+                    });
+                    let fetched = fetched?;
+                    self.count_fetch(usize::from(fetched.is_some()), 1);
+                    return Ok((ticket, fetched));
+                }
+                Role::Follow(flight) => {
+                    let bound = self.flight_wait();
+                    match blocking.wait(|| flight.wait(bound)) {
+                        Some(Landed::Read(Some(ticket), fetched)) if self.coherence.still_valid(&ticket) => {
+                            self.coherence.counters.shared_reads.fetch_add(1, Ordering::Relaxed);
+                            self.count_fetch(usize::from(fetched.is_some()), 1);
+                            return Ok((None, fetched));
+                        }
+                        None => break,
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
         let ticket = self.coherence.ticket(key);
-        let fetched = self.reader.run(true, |con| client::fetch(con, key))?;
+        let fetched = self.reader.run(blocking, true, |con| client::fetch(con, key))?;
         self.count_fetch(usize::from(fetched.is_some()), 1);
         Ok((ticket, fetched))
     }
 
+    /// How long a follower waits for a leader: as long as the leader's read may take (a connect
+    /// and a round trip), and a margin.
+    fn flight_wait(&self) -> Duration {
+        self.config.connect_timeout.unwrap_or(Duration::from_secs(1))
+            + self.config.socket_timeout.unwrap_or(Duration::from_secs(5))
+            + Duration::from_millis(100)
+    }
+
     /// Read several keys from the server in one round trip.
-    pub fn fetch_many(&self, keys: &[&[u8]]) -> Result<Vec<Read>, NearError> {
+    pub fn fetch_many(&self, blocking: &impl Blocking, keys: &[&[u8]]) -> Result<Vec<Read>, NearError> {
         let tickets: Vec<Option<Ticket>> = keys.iter().map(|k| self.coherence.ticket(k)).collect();
-        let fetched = self.reader.run(true, |con| client::fetch_many(con, keys))?;
+        let fetched = self.reader.run(blocking, true, |con| client::fetch_many(con, keys))?;
         let found = fetched.iter().filter(|f| f.is_some()).count();
         self.count_fetch(found, keys.len());
         Ok(tickets.into_iter().zip(fetched).collect())
@@ -302,21 +407,29 @@ impl<A: Send + Sync + 'static> NearCache<A> {
         });
     }
 
-    fn write<R>(
+    /// A write on the server (in `blocking`), then, outside it, the local copies of `keys` dropped.
+    fn write<R: Send>(
         &self,
+        blocking: &impl Blocking,
         keys: &[&[u8]],
         idempotent: bool,
-        f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<R>,
+        f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<R> + Send,
     ) -> Result<R, NearError> {
-        let result = self.writer.run(idempotent, f);
+        let result = self.writer.run(blocking, idempotent, f);
         self.forget(keys);
         result
     }
 
     /// `set`: `timeout` in whole seconds as Django's `RedisCache` computes it (`None`: no expiry;
     /// `0`: the key is deleted).
-    pub fn set(&self, key: &[u8], value: &[u8], timeout: Option<u64>) -> Result<(), NearError> {
-        self.write(&[key], true, |con| match timeout {
+    pub fn set(
+        &self,
+        blocking: &impl Blocking,
+        key: &[u8],
+        value: &[u8],
+        timeout: Option<u64>,
+    ) -> Result<(), NearError> {
+        self.write(blocking, &[key], true, |con| match timeout {
             Some(0) => redis::cmd("DEL").arg(key).query::<()>(con),
             Some(secs) => redis::cmd("SET")
                 .arg(key)
@@ -329,8 +442,14 @@ impl<A: Send + Sync + 'static> NearCache<A> {
     }
 
     /// `add`: `SET NX` (with `timeout=0`, set then deleted, as `RedisCache` does); whether stored.
-    pub fn add(&self, key: &[u8], value: &[u8], timeout: Option<u64>) -> Result<bool, NearError> {
-        self.write(&[key], false, |con| {
+    pub fn add(
+        &self,
+        blocking: &impl Blocking,
+        key: &[u8],
+        value: &[u8],
+        timeout: Option<u64>,
+    ) -> Result<bool, NearError> {
+        self.write(blocking, &[key], false, |con| {
             let mut cmd = redis::cmd("SET");
             cmd.arg(key).arg(value).arg("NX");
             if let Some(secs) = timeout.filter(|s| *s > 0) {
@@ -345,8 +464,14 @@ impl<A: Send + Sync + 'static> NearCache<A> {
     }
 
     /// `add` with a millisecond expiry (`SET NX PX`), for locks.
-    pub fn add_px(&self, key: &[u8], value: &[u8], millis: Option<u64>) -> Result<bool, NearError> {
-        self.write(&[key], false, |con| {
+    pub fn add_px(
+        &self,
+        blocking: &impl Blocking,
+        key: &[u8],
+        value: &[u8],
+        millis: Option<u64>,
+    ) -> Result<bool, NearError> {
+        self.write(blocking, &[key], false, |con| {
             let mut cmd = redis::cmd("SET");
             cmd.arg(key).arg(value).arg("NX");
             if let Some(ms) = millis {
@@ -357,20 +482,25 @@ impl<A: Send + Sync + 'static> NearCache<A> {
     }
 
     /// Delete `key` if it holds exactly `expected` (a lock's release); whether it did.
-    pub fn delete_if_equal(&self, key: &[u8], expected: &[u8]) -> Result<bool, NearError> {
+    pub fn delete_if_equal(&self, blocking: &impl Blocking, key: &[u8], expected: &[u8]) -> Result<bool, NearError> {
         let script = redis::Script::new(DELETE_IF_EQUAL);
-        self.write(&[key], true, |con| {
+        self.write(blocking, &[key], true, |con| {
             Ok(script.key(key).arg(expected).invoke::<i64>(con)? == 1)
         })
     }
 
     /// Every item, then each key's expiry, in one pipeline (`MSET` has no expiry).
-    pub fn set_many(&self, items: &[(&[u8], &[u8])], timeout: Option<u64>) -> Result<(), NearError> {
+    pub fn set_many(
+        &self,
+        blocking: &impl Blocking,
+        items: &[(&[u8], &[u8])],
+        timeout: Option<u64>,
+    ) -> Result<(), NearError> {
         if items.is_empty() {
             return Ok(());
         }
         let keys: Vec<&[u8]> = items.iter().map(|(k, _)| *k).collect();
-        self.write(&keys, true, |con| {
+        self.write(blocking, &keys, true, |con| {
             let mut pipe = redis::pipe();
             pipe.cmd("MSET");
             for (k, v) in items {
@@ -388,59 +518,63 @@ impl<A: Send + Sync + 'static> NearCache<A> {
 
     /// `touch`: `EXPIRE`, or `PERSIST` for `None` (whose answer is whether an expiry was removed, as
     /// with `RedisCache`).
-    pub fn touch(&self, key: &[u8], timeout: Option<u64>) -> Result<bool, NearError> {
-        self.write(&[key], true, |con| match timeout {
+    pub fn touch(&self, blocking: &impl Blocking, key: &[u8], timeout: Option<u64>) -> Result<bool, NearError> {
+        self.write(blocking, &[key], true, |con| match timeout {
             Some(secs) => redis::cmd("EXPIRE").arg(key).arg(secs).query::<bool>(con),
             None => redis::cmd("PERSIST").arg(key).query::<bool>(con),
         })
     }
 
     /// `PEXPIRE` (a `ms` of 0 or less deletes) or `PERSIST`; whether the key was there.
-    pub fn pexpire(&self, key: &[u8], ms: Option<i64>) -> Result<bool, NearError> {
-        self.write(&[key], true, |con| match ms {
+    pub fn pexpire(&self, blocking: &impl Blocking, key: &[u8], ms: Option<i64>) -> Result<bool, NearError> {
+        self.write(blocking, &[key], true, |con| match ms {
             Some(ms) => redis::cmd("PEXPIRE").arg(key).arg(ms).query::<bool>(con),
             None => redis::cmd("PERSIST").arg(key).query::<bool>(con),
         })
     }
 
     /// `PTTL` of `key` (`-2`: no such key, `-1`: no expiry), from the server.
-    pub fn pttl(&self, key: &[u8]) -> Result<i64, NearError> {
+    pub fn pttl(&self, blocking: &impl Blocking, key: &[u8]) -> Result<i64, NearError> {
         self.reader
-            .run(true, |con| redis::cmd("PTTL").arg(key).query::<i64>(con))
+            .run(blocking, true, |con| redis::cmd("PTTL").arg(key).query::<i64>(con))
     }
 
-    pub fn delete(&self, key: &[u8]) -> Result<bool, NearError> {
-        self.write(&[key], true, |con| redis::cmd("DEL").arg(key).query::<i64>(con))
-            .map(|n| n > 0)
+    pub fn delete(&self, blocking: &impl Blocking, key: &[u8]) -> Result<bool, NearError> {
+        self.write(blocking, &[key], true, |con| {
+            redis::cmd("DEL").arg(key).query::<i64>(con)
+        })
+        .map(|n| n > 0)
     }
 
     /// Delete every key given; how many the server removed.
-    pub fn delete_many(&self, keys: &[&[u8]]) -> Result<u64, NearError> {
+    pub fn delete_many(&self, blocking: &impl Blocking, keys: &[&[u8]]) -> Result<u64, NearError> {
         if keys.is_empty() {
             return Ok(0);
         }
-        self.write(keys, true, |con| redis::cmd("DEL").arg(keys).query::<u64>(con))
+        self.write(blocking, keys, true, |con| {
+            redis::cmd("DEL").arg(keys).query::<u64>(con)
+        })
     }
 
     /// `incr` on the server, atomically: `NotFound` if the key is absent, `Response` if its value is
     /// not an integer (or the sum leaves 64 bits).
-    pub fn incr(&self, key: &[u8], delta: i64) -> Result<i64, NearError> {
+    pub fn incr(&self, blocking: &impl Blocking, key: &[u8], delta: i64) -> Result<i64, NearError> {
         let script = redis::Script::new(INCR_IF_EXISTS);
-        let result = self.write(&[key], false, |con| {
+        let result = self.write(blocking, &[key], false, |con| {
             script.key(key).arg(delta).invoke::<Option<i64>>(con)
         })?;
         result.ok_or(NearError::NotFound)
     }
 
     /// Whether the server holds `key` (the local copy is asked first by the binding).
-    pub fn exists(&self, key: &[u8]) -> Result<bool, NearError> {
+    pub fn exists(&self, blocking: &impl Blocking, key: &[u8]) -> Result<bool, NearError> {
         self.reader
-            .run(true, |con| redis::cmd("EXISTS").arg(key).query::<bool>(con))
+            .run(blocking, true, |con| redis::cmd("EXISTS").arg(key).query::<bool>(con))
     }
 
     /// Keys matching a glob, from `SCAN` (never `KEYS`, which blocks the server).
-    pub fn scan(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>, NearError> {
-        self.reader.run(true, |con| {
+    pub fn scan(&self, blocking: &impl Blocking, pattern: &[u8]) -> Result<Vec<Vec<u8>>, NearError> {
+        self.reader.run(blocking, true, |con| {
             let mut cursor: u64 = 0;
             let mut keys = Vec::new();
             loop {
@@ -462,8 +596,10 @@ impl<A: Send + Sync + 'static> NearCache<A> {
 
     /// `FLUSHDB` (Django's `clear()`): the server sends every listener a null invalidation; this
     /// process's copy is emptied at once too.
-    pub fn clear(&self) -> Result<bool, NearError> {
-        let result = self.writer.run(true, |con| redis::cmd("FLUSHDB").query::<Value>(con));
+    pub fn clear(&self, blocking: &impl Blocking) -> Result<bool, NearError> {
+        let result = self
+            .writer
+            .run(blocking, true, |con| redis::cmd("FLUSHDB").query::<Value>(con));
         self.coherence.bump_all();
         self.store.with(Table::clear);
         result.map(|_| true)
@@ -480,16 +616,17 @@ impl<A: Send + Sync + 'static> NearCache<A> {
             flushes: c.flushes.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             dropped_fills: c.dropped_fills.load(Ordering::Relaxed),
+            shared_reads: c.shared_reads.load(Ordering::Relaxed),
             tracking: self.coherence.is_tracking(),
         }
     }
 
     /// Run a raw command on the write server (tests and the binding's extras).
-    pub fn command(&self, args: &[&[u8]]) -> Result<Value, NearError> {
+    pub fn command(&self, blocking: &impl Blocking, args: &[&[u8]]) -> Result<Value, NearError> {
         let Some((name, rest)) = args.split_first() else {
             return Err(NearError::Config("empty command".into()));
         };
-        self.writer.run(false, |con| {
+        self.writer.run(blocking, false, |con| {
             let mut cmd = redis::cmd(&String::from_utf8_lossy(name));
             for a in rest {
                 cmd.arg(*a);

@@ -73,7 +73,7 @@ fn near(server: &Server, prefix: &str) -> NearCache<()> {
     config.prefix = prefix.as_bytes().to_vec();
     config.heartbeat = Duration::from_millis(200);
     let cache = NearCache::new(config, Store::new()).expect("cache");
-    cache.ensure_listening().expect("tracking");
+    cache.ensure_listening(&Inline).expect("tracking");
     cache
 }
 
@@ -97,7 +97,7 @@ fn read(cache: &NearCache<()>, key: &[u8]) -> Option<Vec<u8>> {
     if let Some(v) = local(cache, key) {
         return Some(v);
     }
-    let (ticket, fetched) = cache.fetch(key).expect("fetch");
+    let (ticket, fetched) = cache.fetch(&Inline, key).expect("fetch");
     let fetched = fetched?;
     if let Some(ticket) = ticket {
         cache.fill(
@@ -116,8 +116,8 @@ fn writes_are_in_django_redis_format_and_reads_fill_the_local_copy() {
         return;
     };
     let cache = near(&server, ":1:");
-    cache.set(b":1:n", b"42", None).expect("set");
-    cache.set(b":1:p", b"\x80\x05pickled", Some(100)).expect("set");
+    cache.set(&Inline, b":1:n", b"42", None).expect("set");
+    cache.set(&Inline, b":1:p", b"\x80\x05pickled", Some(100)).expect("set");
     let mut other = server.other();
     let raw: Vec<u8> = redis::cmd("GET").arg(":1:n").query(&mut other).expect("get");
     assert_eq!(raw, b"42");
@@ -132,27 +132,27 @@ fn writes_are_in_django_redis_format_and_reads_fill_the_local_copy() {
         "filled"
     );
     assert_eq!(cache.stats().server_hits, 1);
-    assert_eq!(cache.incr(b":1:n", 5), Ok(47));
-    assert_eq!(cache.incr(b":1:missing", 1), Err(NearError::NotFound));
-    assert!(matches!(cache.incr(b":1:p", 1), Err(NearError::Response(_))));
-    assert!(cache.add(b":1:n", b"1", None).is_ok_and(|added| !added));
-    assert!(cache.add(b":1:a", b"1", Some(0)).is_ok_and(|added| added));
+    assert_eq!(cache.incr(&Inline, b":1:n", 5), Ok(47));
+    assert_eq!(cache.incr(&Inline, b":1:missing", 1), Err(NearError::NotFound));
+    assert!(matches!(cache.incr(&Inline, b":1:p", 1), Err(NearError::Response(_))));
+    assert!(cache.add(&Inline, b":1:n", b"1", None).is_ok_and(|added| !added));
+    assert!(cache.add(&Inline, b":1:a", b"1", Some(0)).is_ok_and(|added| added));
     assert!(
-        !cache.exists(b":1:a").expect("exists"),
+        !cache.exists(&Inline, b":1:a").expect("exists"),
         "add with timeout 0 leaves nothing"
     );
     // Own writes are visible to the next read at once.
-    cache.set(b":1:p", b"\x80\x05new", None).expect("set");
+    cache.set(&Inline, b":1:p", b"\x80\x05new", None).expect("set");
     assert_eq!(local(&cache, b":1:p"), None);
     assert_eq!(read(&cache, b":1:p").as_deref(), Some(&b"\x80\x05new"[..]));
     cache
-        .set_many(&[(b":1:x", b"1"), (b":1:y", b"2")], Some(50))
+        .set_many(&Inline, &[(b":1:x", b"1"), (b":1:y", b"2")], Some(50))
         .expect("set_many");
-    assert!((1..=50_000).contains(&cache.pttl(b":1:y").expect("pttl")));
-    assert_eq!(cache.delete_many(&[b":1:x", b":1:y", b":1:zz"]), Ok(2));
-    assert!(cache.touch(b":1:n", Some(10)).expect("touch"));
-    assert!(cache.touch(b":1:n", None).expect("persist"));
-    cache.stop_listener();
+    assert!((1..=50_000).contains(&cache.pttl(&Inline, b":1:y").expect("pttl")));
+    assert_eq!(cache.delete_many(&Inline, &[b":1:x", b":1:y", b":1:zz"]), Ok(2));
+    assert!(cache.touch(&Inline, b":1:n", Some(10)).expect("touch"));
+    assert!(cache.touch(&Inline, b":1:n", None).expect("persist"));
+    cache.stop_listener(&Inline);
 }
 
 #[test]
@@ -161,7 +161,7 @@ fn another_clients_write_invalidates_the_local_copy() {
         return;
     };
     let cache = near(&server, "");
-    cache.set(b"k", b"v1", None).expect("set");
+    cache.set(&Inline, b"k", b"v1", None).expect("set");
     eventually("a fill that stays", || {
         read(&cache, b"k");
         local(&cache, b"k").is_some()
@@ -172,7 +172,7 @@ fn another_clients_write_invalidates_the_local_copy() {
     eventually("the invalidation", || local(&cache, b"k").is_none());
     assert!(cache.stats().invalidations > before);
     assert_eq!(read(&cache, b"k").as_deref(), Some(&b"v2"[..]));
-    cache.stop_listener();
+    cache.stop_listener(&Inline);
 }
 
 #[test]
@@ -181,9 +181,9 @@ fn a_fill_overtaken_by_an_invalidation_is_dropped() {
         return;
     };
     let cache = near(&server, "");
-    cache.set(b"k", b"old", None).expect("set");
+    cache.set(&Inline, b"k", b"old", None).expect("set");
     // The read is answered with "old"...
-    let (ticket, fetched) = cache.fetch(b"k").expect("fetch");
+    let (ticket, fetched) = cache.fetch(&Inline, b"k").expect("fetch");
     let (ticket, fetched) = (ticket.expect("tracking"), fetched.expect("found"));
     // ...then another client writes and its invalidation is applied before the fill.
     let seen = cache.stats().invalidations;
@@ -202,7 +202,7 @@ fn a_fill_overtaken_by_an_invalidation_is_dropped() {
     assert!(!stored, "a stale fill must be dropped");
     assert_eq!(cache.stats().dropped_fills, 1);
     assert_eq!(read(&cache, b"k").as_deref(), Some(&b"new"[..]));
-    cache.stop_listener();
+    cache.stop_listener(&Inline);
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn flushall_from_outside_empties_the_local_copy_and_tracking_goes_on() {
         return;
     };
     let cache = near(&server, "");
-    cache.set(b"k", b"v", None).expect("set");
+    cache.set(&Inline, b"k", b"v", None).expect("set");
     eventually("a fill that stays", || {
         read(&cache, b"k");
         local(&cache, b"k").is_some()
@@ -221,13 +221,13 @@ fn flushall_from_outside_empties_the_local_copy_and_tracking_goes_on() {
     eventually("the flush", || cache.stats().flushes >= 1);
     assert_eq!(local(&cache, b"k"), None);
     assert!(cache.is_tracking());
-    cache.set(b"k", b"v2", None).expect("set");
+    cache.set(&Inline, b"k", b"v2", None).expect("set");
     // (The invalidation of our own write may still come and remove the first fill.)
     eventually("fills go on after a flush", || {
         read(&cache, b"k");
         local(&cache, b"k").is_some()
     });
-    cache.stop_listener();
+    cache.stop_listener(&Inline);
 }
 
 #[test]
@@ -236,7 +236,7 @@ fn a_killed_listener_flushes_and_reconnects() {
         return;
     };
     let cache = near(&server, "");
-    cache.set(b"k", b"v", None).expect("set");
+    cache.set(&Inline, b"k", b"v", None).expect("set");
     read(&cache, b"k");
     let id = cache.listener_client_id().expect("listening");
     let _: Value = redis::cmd("CLIENT")
@@ -256,7 +256,7 @@ fn a_killed_listener_flushes_and_reconnects() {
         .query(&mut server.other())
         .expect("set");
     eventually("the invalidation", || local(&cache, b"k").is_none());
-    cache.stop_listener();
+    cache.stop_listener(&Inline);
 }
 
 #[test]
@@ -265,15 +265,15 @@ fn a_server_restart_flushes_and_recovers() {
         return;
     };
     let cache = near(&server, "");
-    cache.set(b"k", b"v", None).expect("set");
+    cache.set(&Inline, b"k", b"v", None).expect("set");
     read(&cache, b"k");
     server.restart();
     eventually("a reconnect", || cache.stats().reconnects >= 1 && cache.is_tracking());
     assert_eq!(local(&cache, b"k"), None);
     // Pooled connections died with the server: the next call works anyway.
-    cache.set(b"k", b"after", None).expect("set after restart");
+    cache.set(&Inline, b"k", b"after", None).expect("set after restart");
     assert_eq!(read(&cache, b"k").as_deref(), Some(&b"after"[..]));
-    cache.stop_listener();
+    cache.stop_listener(&Inline);
 }
 
 #[test]
@@ -295,13 +295,16 @@ fn a_server_that_refuses_tracking_is_found_at_start() {
         .expect("url")
         .with_overrides(None, Some("notrack"), Some("x"));
     let cache: NearCache<()> = NearCache::new(config.clone(), Store::new()).expect("cache");
-    assert!(matches!(cache.ensure_listening(), Err(NearError::TrackingRefused(_))));
+    assert!(matches!(
+        cache.ensure_listening(&Inline),
+        Err(NearError::TrackingRefused(_))
+    ));
     let mut lenient = config;
     lenient.require_tracking = false;
     lenient.max_ttl = Some(Duration::from_millis(300));
     let cache: NearCache<()> = NearCache::new(lenient, Store::new()).expect("cache");
-    cache.ensure_listening().expect("untracked but allowed");
-    cache.set(b"k", b"v", None).expect("set");
+    cache.ensure_listening(&Inline).expect("untracked but allowed");
+    cache.set(&Inline, b"k", b"v", None).expect("set");
     read(&cache, b"k");
     assert!(local(&cache, b"k").is_some());
     eventually("MAX_TTL", || local(&cache, b"k").is_none());
@@ -316,13 +319,16 @@ fn a_server_that_is_down_fails_fast() {
     drop(server);
     let config = NearConfig::new(&url).expect("url");
     let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
-    cache.ensure_listening().expect("not an error by itself");
+    cache.ensure_listening(&Inline).expect("not an error by itself");
     let t = Instant::now();
-    assert!(matches!(cache.set(b"k", b"v", None), Err(NearError::Connection(_))));
-    assert!(matches!(cache.fetch(b"k"), Err(NearError::Connection(_))));
+    assert!(matches!(
+        cache.set(&Inline, b"k", b"v", None),
+        Err(NearError::Connection(_))
+    ));
+    assert!(matches!(cache.fetch(&Inline, b"k"), Err(NearError::Connection(_))));
     assert!(t.elapsed() < Duration::from_millis(500));
     assert!(!cache.is_tracking());
-    cache.stop_listener();
+    cache.stop_listener(&Inline);
 }
 
 #[test]
@@ -331,17 +337,91 @@ fn stopping_the_listener_empties_the_copy_and_the_next_use_restarts_it() {
         return;
     };
     let cache = near(&server, "");
-    cache.set(b"k", b"v", None).expect("set");
+    cache.set(&Inline, b"k", b"v", None).expect("set");
     read(&cache, b"k");
     let t = Instant::now();
-    cache.stop_listener();
+    cache.stop_listener(&Inline);
     let stopped = t.elapsed();
     assert!(stopped < Duration::from_millis(200), "stop took {stopped:?}");
     assert!(!cache.is_tracking());
     assert_eq!(local(&cache, b"k"), None);
-    cache.ensure_listening().expect("restart");
+    cache.ensure_listening(&Inline).expect("restart");
     assert!(cache.is_tracking());
     read(&cache, b"k");
     assert!(local(&cache, b"k").is_some());
-    cache.stop_listener();
+    cache.stop_listener(&Inline);
+}
+
+fn get_calls(con: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(con).expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn concurrent_misses_of_one_key_make_one_read() {
+    let Some(server) = Server::start("flight", &[]) else {
+        return;
+    };
+    let mut config = NearConfig::new(&server.url()).expect("url");
+    // A heartbeat longer than the pause below, so the pause does not look like a dead server.
+    config.heartbeat = Duration::from_secs(2);
+    let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
+    cache.ensure_listening(&Inline).expect("tracking");
+    let mut other = server.other();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut other).expect("set");
+    eventually("the invalidation of the write", || cache.stats().invalidations >= 1);
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut other)
+        .expect("resetstat");
+    // The server holds every command for a while: the first read is in flight while all the others
+    // miss.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("ALL")
+        .query(&mut other)
+        .expect("pause");
+    let threads = 16;
+    let barrier = std::sync::Barrier::new(threads);
+    let values: Vec<Option<Vec<u8>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    cache.fetch(&Inline, b"k").expect("fetch").1.map(|f| f.value)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert!(values.iter().all(|v| v.as_deref() == Some(&b"v"[..])), "{values:?}");
+    assert_eq!(get_calls(&mut other), 1, "one GET for {threads} concurrent misses");
+    assert_eq!(cache.stats().shared_reads, threads as u64 - 1);
+    assert_eq!(cache.flights.len(), 0);
+    cache.stop_listener(&Inline);
+}
+
+#[test]
+fn followers_of_a_failed_read_read_again_and_never_hang() {
+    let Some(server) = Server::start("flightfail", &[]) else {
+        return;
+    };
+    let url = server.url();
+    drop(server);
+    let mut config = NearConfig::new(&url).expect("url");
+    config.connect_timeout = Some(Duration::from_millis(200));
+    let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| assert!(matches!(cache.fetch(&Inline, b"k"), Err(NearError::Connection(_)))));
+        }
+    });
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    assert_eq!(cache.flights.len(), 0);
 }

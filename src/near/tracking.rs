@@ -50,6 +50,7 @@ pub(crate) struct Counters {
     pub(crate) flushes: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) dropped_fills: AtomicU64,
+    pub(crate) shared_reads: AtomicU64,
 }
 
 /// Coherence state shared by callers and the listener.

@@ -24,7 +24,7 @@ pub mod core_module {
     #[pymodule_export]
     use super::handle::{EvictionConflict, PyCache};
     #[pymodule_export]
-    use super::near::{near_before_fork, PyNearCache};
+    use super::near::{near_after_fork, near_before_fork, PyNearCache};
 
     #[pymodule_export]
     use super::shared_handle::{_after_fork, PySharedCache};

@@ -15,10 +15,20 @@ use pyo3::{intern, IntoPyObjectExt};
 use super::errors::key_not_found;
 use super::keys::{KeyMaker, FACE_STACKLEVEL};
 use super::payload::{decode_in_lock, from_server, hold_loaded, to_server, Held};
-use crate::near::{Event, NearCache, NearConfig, NearError, Read};
+use crate::near::{Blocking, Event, NearCache, NearConfig, NearError, Read};
 use crate::store::{Limits, Now, Store};
 
 type SharedNear = Arc<NearCache<Held>>;
+
+/// The core's waits, run with the interpreter released (`py.detach`); everything else the core does
+/// (its locks included) runs with it held.
+pub(crate) struct Detach<'py>(Python<'py>);
+
+impl Blocking for Detach<'_> {
+    fn wait<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.0.detach(f)
+    }
+}
 
 /// One near cache per server, `LOCATION` and settings, per process.
 static NEARS: LazyLock<Mutex<HashMap<String, SharedNear>>> = LazyLock::new(Mutex::default);
@@ -63,8 +73,7 @@ impl PyNearCache {
     /// Start the listener if this process has none yet, with the interpreter released; log what the
     /// listener queued.
     fn ready(&self, py: Python<'_>) -> PyResult<()> {
-        let near = Arc::clone(&self.near);
-        let started = py.detach(move || near.ensure_listening());
+        let started = self.near.ensure_listening(&Detach(py));
         self.log_events();
         started.map_err(|e| self.errors.to_py(py, b"", e))
     }
@@ -114,10 +123,9 @@ impl PyNearCache {
             return found.into_value();
         }
         self.ready(py)?;
-        let near = Arc::clone(&self.near);
-        let owned = key.to_vec();
-        let read = py
-            .detach(move || near.fetch(&owned))
+        let read = self
+            .near
+            .fetch(&Detach(py), key)
             .map_err(|e| self.errors.to_py(py, key, e))?;
         Ok(self.admit(py, key, read)?.unwrap_or_else(|| default.clone()))
     }
@@ -126,16 +134,16 @@ impl PyNearCache {
         self.keys.make(key, version, FACE_STACKLEVEL)
     }
 
-    /// Run a server call on `near` with the interpreter released, after making sure of the listener.
-    fn call<T: Send>(
+    /// Run a server call on `near` after making sure of the listener; the core releases the
+    /// interpreter for each wait (and only for the waits: its locks are taken with it held).
+    fn call<'py, T>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         key: &[u8],
-        f: impl FnOnce(&NearCache<Held>) -> Result<T, NearError> + Send,
+        f: impl FnOnce(&NearCache<Held>, &Detach<'py>) -> Result<T, NearError>,
     ) -> PyResult<T> {
         self.ready(py)?;
-        let near = Arc::clone(&self.near);
-        let result = py.detach(move || f(&near));
+        let result = f(&self.near, &Detach(py));
         self.log_events();
         result.map_err(|e| self.errors.to_py(py, key, e))
     }
@@ -272,9 +280,9 @@ impl PyNearCache {
         }
         if !missing.is_empty() {
             let wanted: Vec<Vec<u8>> = missing.iter().map(|&i| keys[i].1.clone()).collect();
-            let reads = self.call(py, b"", move |near| {
+            let reads = self.call(py, b"", |near, b| {
                 let refs: Vec<&[u8]> = wanted.iter().map(Vec::as_slice).collect();
-                near.fetch_many(&refs)
+                near.fetch_many(b, &refs)
             })?;
             for (&i, read) in missing.iter().zip(reads) {
                 found[i] = self.admit(py, &keys[i].1, read)?;
@@ -299,8 +307,7 @@ impl PyNearCache {
     ) -> PyResult<()> {
         let made = self.key(key, version)?;
         let data = to_server(value, self.protocol)?;
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.set(&k, &data, timeout))
+        self.call(key.py(), &made, |near, b| near.set(b, &made, &data, timeout))
     }
 
     #[pyo3(signature = (key, value, timeout, version))]
@@ -313,8 +320,7 @@ impl PyNearCache {
     ) -> PyResult<bool> {
         let made = self.key(key, version)?;
         let data = to_server(value, self.protocol)?;
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.add(&k, &data, timeout))
+        self.call(key.py(), &made, |near, b| near.add(b, &made, &data, timeout))
     }
 
     /// `SET NX PX` of a lock token; whether it was taken.
@@ -328,16 +334,14 @@ impl PyNearCache {
     ) -> PyResult<bool> {
         let made = self.key(key, version)?;
         let data = to_server(&token.into_bound_py_any(key.py())?, self.protocol)?;
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.add_px(&k, &data, millis))
+        self.call(key.py(), &made, |near, b| near.add_px(b, &made, &data, millis))
     }
 
     /// Delete `key` if it still holds `token` (compare-and-delete on the server); whether it did.
     fn delete_if_equal(&self, key: &Bound<'_, PyAny>, token: &str, version: &Bound<'_, PyAny>) -> PyResult<bool> {
         let made = self.key(key, version)?;
         let data = to_server(&token.into_bound_py_any(key.py())?, self.protocol)?;
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.delete_if_equal(&k, &data))
+        self.call(key.py(), &made, |near, b| near.delete_if_equal(b, &made, &data))
     }
 
     #[pyo3(signature = (data, timeout, version))]
@@ -356,9 +360,9 @@ impl PyNearCache {
         if items.is_empty() {
             return Ok(PyList::empty(py));
         }
-        self.call(py, b"", move |near| {
+        self.call(py, b"", |near, b| {
             let refs: Vec<(&[u8], &[u8])> = items.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
-            near.set_many(&refs, timeout)
+            near.set_many(b, &refs, timeout)
         })?;
         Ok(PyList::empty(py))
     }
@@ -366,36 +370,32 @@ impl PyNearCache {
     #[pyo3(signature = (key, timeout, version))]
     fn touch(&self, key: &Bound<'_, PyAny>, timeout: Option<u64>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
         let made = self.key(key, version)?;
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.touch(&k, timeout))
+        self.call(key.py(), &made, |near, b| near.touch(b, &made, timeout))
     }
 
     /// `PEXPIRE key ms` (`None`: `PERSIST`); whether the key was there.
     #[pyo3(signature = (key, ms, version))]
     fn pexpire(&self, key: &Bound<'_, PyAny>, ms: Option<i64>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
         let made = self.key(key, version)?;
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.pexpire(&k, ms))
+        self.call(key.py(), &made, |near, b| near.pexpire(b, &made, ms))
     }
 
     /// `PTTL` from the server: `-2` no key, `-1` no expiry, else milliseconds.
     fn pttl(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<i64> {
         let made = self.key(key, version)?;
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.pttl(&k))
+        self.call(key.py(), &made, |near, b| near.pttl(b, &made))
     }
 
     fn delete(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
         let made = self.key(key, version)?;
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.delete(&k))
+        self.call(key.py(), &made, |near, b| near.delete(b, &made))
     }
 
     fn delete_many(&self, keys: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<u64> {
         let made: Vec<Vec<u8>> = self.keys.make_all(keys, version)?.into_iter().map(|(_, m)| m).collect();
-        self.call(keys.py(), b"", move |near| {
+        self.call(keys.py(), b"", |near, b| {
             let refs: Vec<&[u8]> = made.iter().map(Vec::as_slice).collect();
-            near.delete_many(&refs)
+            near.delete_many(b, &refs)
         })
     }
 
@@ -403,8 +403,7 @@ impl PyNearCache {
     /// `ResponseError` if the value is not an integer.
     fn incr(&self, key: &Bound<'_, PyAny>, delta: i64, version: &Bound<'_, PyAny>) -> PyResult<i64> {
         let made = self.key(key, version)?;
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.incr(&k, delta))
+        self.call(key.py(), &made, |near, b| near.incr(b, &made, delta))
     }
 
     fn has_key(&self, key: &Bound<'_, PyAny>, version: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -412,13 +411,12 @@ impl PyNearCache {
         if self.local(key.py(), &made).is_some() {
             return Ok(true);
         }
-        let k = made.clone();
-        self.call(key.py(), &made, move |near| near.exists(&k))
+        self.call(key.py(), &made, |near, b| near.exists(b, &made))
     }
 
     /// Full keys matching a Redis glob, from `SCAN`.
-    fn scan<'py>(&self, py: Python<'py>, pattern: Vec<u8>) -> PyResult<Vec<Bound<'py, pyo3::types::PyBytes>>> {
-        let keys = self.call(py, b"", move |near| near.scan(&pattern))?;
+    fn scan<'py>(&self, py: Python<'py>, pattern: &[u8]) -> PyResult<Vec<Bound<'py, pyo3::types::PyBytes>>> {
+        let keys = self.call(py, b"", |near, b| near.scan(b, pattern))?;
         Ok(keys.iter().map(|k| pyo3::types::PyBytes::new(py, k)).collect())
     }
 
@@ -452,6 +450,7 @@ impl PyNearCache {
         stats.set_item("flushes", near.flushes)?;
         stats.set_item("reconnects", near.reconnects)?;
         stats.set_item("dropped_fills", near.dropped_fills)?;
+        stats.set_item("shared_reads", near.shared_reads)?;
         stats.set_item("tracking", near.tracking)?;
         Ok(stats)
     }
@@ -467,14 +466,22 @@ impl PyNearCache {
     }
 }
 
-/// Stop every near cache's listener in this process (`os.register_at_fork(before=...)`): the fork
-/// then copies no listener thread, and the parent's next operation starts a new one.
+/// Stop every near cache's listener in this process (`os.register_at_fork(before=...)`) and wait for
+/// their threads to end: the fork then copies no thread (so no lock a vanished thread held), and no
+/// listener starts again until [`near_after_fork`] (operations meanwhile go to the server untracked).
+/// The parent's next operation after the fork starts a new listener, and so does the child's.
 #[pyfunction]
 pub(crate) fn near_before_fork(py: Python<'_>) {
+    crate::near::fork_prepare();
     let nears: Vec<SharedNear> = NEARS.lock().values().cloned().collect();
-    py.detach(move || {
-        for near in nears {
-            near.stop_listener();
-        }
-    });
+    for near in nears {
+        near.stop_listener(&Detach(py));
+    }
+}
+
+/// After a fork (`os.register_at_fork(after_in_parent=..., after_in_child=...)`): listeners may start
+/// again.
+#[pyfunction]
+pub(crate) fn near_after_fork(in_child: bool) {
+    crate::near::fork_done(in_child);
 }
