@@ -39,7 +39,10 @@ def port():
             pytest.fail(f"redis-server is installed but did not start: {started.stderr}")
         pytest.skip("redis-server is not installed and cannot be installed here")
     yield int(started.stdout.strip())
-    _core.near_before_fork()  # stop every listener thread these tests started
+    # Stop every listener thread these tests started, as before a fork; then let listeners start again
+    # (until the "after" hook, none may), for the modules that follow with a server of their own.
+    _core.near_before_fork()
+    _core.near_after_fork(False)
     subprocess.run([str(SCRIPT), "stop", name], check=False)
 
 
