@@ -29,9 +29,14 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "redis_server.s
 DELAY = 0.25
 
 
+def server_name() -> str:
+    """The project script's name for this test session's server (for `restart`)."""
+    return f"pytest-near-{os.getpid()}"
+
+
 @pytest.fixture(scope="module")
 def port():
-    name = f"pytest-near-{os.getpid()}"
+    name = server_name()
     started = subprocess.run([str(SCRIPT), "start", name], capture_output=True, text=True, check=False)
     if started.returncode != 0:
         installed = subprocess.run([str(SCRIPT), "install"], capture_output=True, check=False).returncode == 0
@@ -357,6 +362,97 @@ def test_no_read_older_than_the_invalidation_delay_across_processes_with_faults(
                 stale.append((t, v, last))
     assert not stale, f"{len(stale)} stale reads, e.g. {stale[:3]}"
     assert local_hits > 0
+
+
+def _tolerant_writer(port, prefix, n, log):
+    """Like `_writer`, but a write that fails (the server is down) is retried; only writes that
+    completed are logged."""
+    w = plain(port, prefix)
+    for i in range(n):
+        while True:
+            try:
+                w.set("counter", i)
+                break
+            except Exception:  # redis-py's ConnectionError and friends while the server restarts
+                time.sleep(0.005)
+        log.put((i, time.monotonic()))
+        time.sleep(0.001)
+    log.put(None)
+
+
+def _tolerant_reader(port, prefix, seconds, out):
+    """Like `_reader`; a read that fails (the server is down) is not a read."""
+    c = near(port, KEY_PREFIX=prefix)
+    reads, failed = [], 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t = time.monotonic()
+        try:
+            reads.append((t, c.get("counter", -1)))
+        except Exception:
+            failed += 1
+            time.sleep(0.005)
+    s = c.stats()
+    out.put((reads, s["local_hits"], s["flushes"], failed))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_no_stale_read_across_processes_through_a_server_restart_and_an_outside_flushall(port):
+    """A writer process (a plain RedisCache) and two RedisNearCache reader processes; mid-run the
+    server is restarted (without persistence: its data is gone) and later flushed from outside. No
+    read may return a value older than the last write completed more than DELAY before it, except the
+    `-1` (absent) that is true between a fault that emptied the server and the next write after it."""
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    plain(port, prefix).set("counter", 0)
+    ctx = multiprocessing.get_context("fork")
+    log, out = ctx.Queue(), ctx.Queue()
+    readers = [ctx.Process(target=_tolerant_reader, args=(port, prefix, 9.0, out)) for _ in range(2)]
+    for p in readers:
+        p.start()
+    writer = ctx.Process(target=_tolerant_writer, args=(port, prefix, 2500, log))
+    writer.start()
+    time.sleep(1.5)
+    # When each fault that empties the server began and when it was over (the data goes somewhere between).
+    emptied = []
+    began = time.monotonic()
+    subprocess.run([str(SCRIPT), "restart", server_name()], check=True, capture_output=True)
+    emptied.append((began, time.monotonic()))
+    time.sleep(1.5)
+    began = time.monotonic()
+    Redis(port=port).flushall()
+    emptied.append((began, time.monotonic()))
+    writes = []
+    while (item := log.get(timeout=60)) is not None:
+        writes.append(item)
+    results = [out.get(timeout=60) for _ in readers]
+    for p in [*readers, writer]:
+        p.join(10)
+        assert p.exitcode == 0
+
+    def absent_is_true(t):
+        # From a fault's start until DELAY after the first write that completed once it was over.
+        for start, over in emptied:
+            after = [w_t for _, w_t in writes if w_t > over]
+            if start <= t <= (after[0] if after else float("inf")) + DELAY:
+                return True
+        return False
+
+    stale, local_hits, flushes = [], 0, 0
+    for reads, hits, reader_flushes, _failed in results:
+        local_hits += hits
+        flushes += reader_flushes
+        j, last = 0, 0
+        for t, v in reads:
+            while j < len(writes) and writes[j][1] < t - DELAY:
+                last = writes[j][0]
+                j += 1
+            if v < last and not (v == -1 and absent_is_true(t)):
+                stale.append((t, v, last))
+    assert not stale, f"{len(stale)} stale reads, e.g. {stale[:3]}"
+    assert local_hits > 0
+    assert flushes >= 2 * len(readers)  # each reader flushed its copy on the restart and on FLUSHALL
+    # Every reader read again after both faults, from a working local copy.
+    assert all(reads and reads[-1][0] > emptied[-1][1] + 0.5 for reads, *_ in results)
 
 
 def _get_calls(raw):
