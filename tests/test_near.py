@@ -304,69 +304,8 @@ def test_fork_while_other_threads_use_the_cache_and_the_listener_restarts(port):
 
 
 def _writer(port, prefix, n, log):
-    w = plain(port, prefix)
-    for i in range(n):
-        w.set("counter", i)
-        log.put((i, time.monotonic()))
-        time.sleep(0.001)
-    log.put(None)
-
-
-def _reader(port, prefix, seconds, out):
-    c = near(port, KEY_PREFIX=prefix)
-    reads = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        t = time.monotonic()
-        reads.append((t, c.get("counter", -1)))
-    s = c.stats()
-    out.put((reads, s["local_hits"], s["flushes"]))
-
-
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_no_read_older_than_the_invalidation_delay_across_processes_with_faults(port):
-    prefix = f"m{uuid.uuid4().hex[:8]}"
-    plain(port, prefix).set("counter", 0)
-    ctx = multiprocessing.get_context("fork")
-    log, out = ctx.Queue(), ctx.Queue()
-    readers = [ctx.Process(target=_reader, args=(port, prefix, 4.0, out)) for _ in range(2)]
-    for p in readers:
-        p.start()
-    writer = ctx.Process(target=_writer, args=(port, prefix, 1500, log))
-    writer.start()
-    raw = Redis(port=port)
-    time.sleep(1.0)
-    for client in raw.client_list():  # kill every listener mid-run
-        if client.get("name") == "rustcache-near-listener":
-            raw.client_kill_filter(_id=client["id"])
-    time.sleep(1.0)
-    raw.config_set("tracking-table-max-keys", 10)
-    writes = []
-    while (item := log.get(timeout=30)) is not None:
-        writes.append(item)
-    results = [out.get(timeout=30) for _ in readers]
-    for p in [*readers, writer]:
-        p.join(10)
-        assert p.exitcode == 0
-    raw.config_set("tracking-table-max-keys", 0)
-    stale = []
-    local_hits = 0
-    for reads, hits, _flushes in results:
-        local_hits += hits
-        j, last = 0, 0
-        for t, v in reads:
-            while j < len(writes) and writes[j][1] < t - DELAY:
-                last = writes[j][0]
-                j += 1
-            if v < last:
-                stale.append((t, v, last))
-    assert not stale, f"{len(stale)} stale reads, e.g. {stale[:3]}"
-    assert local_hits > 0
-
-
-def _tolerant_writer(port, prefix, n, log):
-    """Like `_writer`, but a write that fails (the server is down) is retried; only writes that
-    completed are logged."""
+    """A plain RedisCache writing 0, 1, 2, ... to one key; a write that fails (the server is down) is
+    retried, and each write is logged with when it completed."""
     w = plain(port, prefix)
     for i in range(n):
         while True:
@@ -380,8 +319,9 @@ def _tolerant_writer(port, prefix, n, log):
     log.put(None)
 
 
-def _tolerant_reader(port, prefix, seconds, out):
-    """Like `_reader`; a read that fails (the server is down) is not a read."""
+def _reader(port, prefix, seconds, out):
+    """A RedisNearCache reading the key as fast as it can; a read that fails (the server is down) is
+    not a read."""
     c = near(port, KEY_PREFIX=prefix)
     reads, failed = [], 0
     end = time.monotonic() + seconds
@@ -396,38 +336,83 @@ def _tolerant_reader(port, prefix, seconds, out):
     out.put((reads, s["local_hits"], s["flushes"], failed))
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_no_stale_read_across_processes_through_a_server_restart_and_an_outside_flushall(port):
-    """A writer process (a plain RedisCache) and two RedisNearCache reader processes; mid-run the
-    server is restarted (without persistence: its data is gone) and later flushed from outside. No
-    read may return a value older than the last write completed more than DELAY before it, except the
-    `-1` (absent) that is true between a fault that emptied the server and the next write after it."""
-    prefix = f"r{uuid.uuid4().hex[:8]}"
+def _coherence_run(port, seconds, writes, inject):
+    """One writer process and two reader processes (forked) on one key, `inject()` run mid-run; the
+    writes (value, completed at), and each reader's reads (at, value), local hits, flushes and failed
+    reads."""
+    prefix = f"m{uuid.uuid4().hex[:8]}"
     plain(port, prefix).set("counter", 0)
     ctx = multiprocessing.get_context("fork")
     log, out = ctx.Queue(), ctx.Queue()
-    readers = [ctx.Process(target=_tolerant_reader, args=(port, prefix, 9.0, out)) for _ in range(2)]
+    readers = [ctx.Process(target=_reader, args=(port, prefix, seconds, out)) for _ in range(2)]
     for p in readers:
         p.start()
-    writer = ctx.Process(target=_tolerant_writer, args=(port, prefix, 2500, log))
+    writer = ctx.Process(target=_writer, args=(port, prefix, writes, log))
     writer.start()
-    time.sleep(1.5)
-    # When each fault that empties the server began and when it was over (the data goes somewhere between).
-    emptied = []
-    began = time.monotonic()
-    subprocess.run([str(SCRIPT), "restart", server_name()], check=True, capture_output=True)
-    emptied.append((began, time.monotonic()))
-    time.sleep(1.5)
-    began = time.monotonic()
-    Redis(port=port).flushall()
-    emptied.append((began, time.monotonic()))
-    writes = []
+    inject()
+    logged = []
     while (item := log.get(timeout=60)) is not None:
-        writes.append(item)
+        logged.append(item)
     results = [out.get(timeout=60) for _ in readers]
     for p in [*readers, writer]:
         p.join(10)
         assert p.exitcode == 0
+    return logged, results
+
+
+def _stale_reads(writes, results, absent_is_true=lambda t: False):
+    """Reads that returned a value older than the last write completed more than DELAY before them."""
+    stale = []
+    for reads, *_ in results:
+        j, last = 0, 0
+        for t, v in reads:
+            while j < len(writes) and writes[j][1] < t - DELAY:
+                last = writes[j][0]
+                j += 1
+            if v < last and not (v == -1 and absent_is_true(t)):
+                stale.append((t, v, last))
+    return stale
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_no_read_older_than_the_invalidation_delay_across_processes_with_faults(port):
+    raw = Redis(port=port)
+
+    def inject():
+        time.sleep(1.0)
+        for client in raw.client_list():  # kill every listener mid-run
+            if client.get("name") == "rustcache-near-listener":
+                raw.client_kill_filter(_id=client["id"])
+        time.sleep(1.0)
+        raw.config_set("tracking-table-max-keys", 10)
+
+    writes, results = _coherence_run(port, 4.0, 1500, inject)
+    raw.config_set("tracking-table-max-keys", 0)
+    stale = _stale_reads(writes, results)
+    assert not stale, f"{len(stale)} stale reads, e.g. {stale[:3]}"
+    assert sum(hits for _, hits, _, _ in results) > 0
+    assert sum(failed for *_, failed in results) == 0  # the server stayed up: no read may fail
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_no_stale_read_across_processes_through_a_server_restart_and_an_outside_flushall(port):
+    """Mid-run the server is restarted (without persistence: its data is gone) and later flushed from
+    outside. No read may return a value older than the last write completed more than DELAY before it,
+    except the `-1` (absent) that is true between a fault that emptied the server and the next write
+    after it."""
+    emptied = []  # when each fault that empties the server began and when it was over
+
+    def inject():
+        time.sleep(1.5)
+        began = time.monotonic()
+        subprocess.run([str(SCRIPT), "restart", server_name()], check=True, capture_output=True)
+        emptied.append((began, time.monotonic()))
+        time.sleep(1.5)
+        began = time.monotonic()
+        Redis(port=port).flushall()
+        emptied.append((began, time.monotonic()))
+
+    writes, results = _coherence_run(port, 9.0, 2500, inject)
 
     def absent_is_true(t):
         # From a fault's start until DELAY after the first write that completed once it was over.
@@ -437,21 +422,11 @@ def test_no_stale_read_across_processes_through_a_server_restart_and_an_outside_
                 return True
         return False
 
-    stale, local_hits, flushes = [], 0, 0
-    for reads, hits, reader_flushes, _failed in results:
-        local_hits += hits
-        flushes += reader_flushes
-        j, last = 0, 0
-        for t, v in reads:
-            while j < len(writes) and writes[j][1] < t - DELAY:
-                last = writes[j][0]
-                j += 1
-            if v < last and not (v == -1 and absent_is_true(t)):
-                stale.append((t, v, last))
+    stale = _stale_reads(writes, results, absent_is_true)
     assert not stale, f"{len(stale)} stale reads, e.g. {stale[:3]}"
-    assert local_hits > 0
-    assert flushes >= 2 * len(readers)  # each reader flushed its copy on the restart and on FLUSHALL
-    # Every reader read again after both faults, from a working local copy.
+    assert sum(hits for _, hits, _, _ in results) > 0
+    # Each reader flushed its copy on the restart and on FLUSHALL, and read on after both.
+    assert all(flushes >= 2 for _, _, flushes, _ in results)
     assert all(reads and reads[-1][0] > emptied[-1][1] + 0.5 for reads, *_ in results)
 
 

@@ -22,6 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from . import _core
 from .backend import _warn_about_key
 from .extras import KeyExtras, _glob_escape
+from .locks import NativeLockStore
 
 try:
     from redis.exceptions import ConnectionError as ServerConnectionError
@@ -85,27 +86,15 @@ def _millis(seconds: float) -> int:
     return min(max(1, math.ceil(seconds * 1000)), _MAX_MS)
 
 
-class _ServerLockStore:
-    """A lock's entry on the server (``locks.NativeLockStore``'s shape): ``SET NX PX`` to take it, a
-    compare-and-delete script to release it, ``PTTL``/``PEXPIRE`` to extend it. Every process and host
-    using the server shares it; a holder that dies frees it at its timeout."""
+class _ServerLockStore(NativeLockStore):
+    """A lock's entry on the server (``locks.NativeLockStore`` with the server's units): ``SET NX PX``
+    to take it, a compare-and-delete script to release it, ``PTTL``/``PEXPIRE`` to extend it. Every
+    process and host using the server shares it; a holder that dies frees it at its timeout."""
 
     remote = True
 
-    def __init__(self, native: Any, key: Any, version: int | None) -> None:
-        self._native, self._key, self._version = native, key, version
-
     def add(self, token: str, timeout: float | None) -> bool:
         return self._native.lock_add(self._key, token, None if timeout is None else _millis(timeout), self._version)
-
-    def exists(self) -> bool:
-        return self._native.has_key(self._key, self._version)
-
-    def holds(self, token: str) -> bool:
-        return self._native.get(self._key, None, self._version) == token
-
-    def delete_if_equal(self, token: str) -> bool:
-        return self._native.delete_if_equal(self._key, token, self._version)
 
     def time_left(self) -> float:
         ms = self._native.pttl(self._key, self._version)
