@@ -7,7 +7,8 @@
 #   benchmarks/redis_server.sh stop [NAME]      stops the server started by `start` (by the pid in its pidfile)
 #   benchmarks/redis_server.sh restart [NAME]   stops it and starts it again on the same port (tests of a
 #                          server restart), with the ARGS it was started with
-#   benchmarks/redis_server.sh install          only makes sure redis-server is installed
+#   benchmarks/redis_server.sh install          only makes sure redis-server is installed (and openssl, which
+#                          makes the certificates of the TLS tests)
 #
 # NAME defaults to "bench". State lives under the repository's .cache/: redis-NAME.pid, redis-NAME.port,
 # redis-NAME.args, redis-NAME.log.
@@ -27,15 +28,19 @@ note() { echo "redis_server.sh: $*" >&2; }
 running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 install() {
-    command -v redis-server >/dev/null && return 0
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v openssl >/dev/null || missing+=(openssl)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
-        note "redis-server is not installed and cannot be installed here (needs root and apt-get)"
-        return 1
+        note "${missing[*]} not installed and cannot be installed here (needs root and apt-get)"
+        command -v redis-server >/dev/null
+        return
     fi
-    note "installing redis-server with apt-get"
+    note "installing ${missing[*]} with apt-get"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
-    apt-get install -y -qq --no-install-recommends redis-server >&2
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 free_port() {

@@ -34,21 +34,30 @@ def server_name() -> str:
     return f"pytest-near-{os.getpid()}"
 
 
-@pytest.fixture(scope="module")
-def port():
-    name = server_name()
-    started = subprocess.run([str(SCRIPT), "start", name], capture_output=True, text=True, check=False)
+@contextlib.contextmanager
+def running_server(name, *args):
+    """A redis-server from the project script (with redis-server ``args``), its port given, stopped
+    at the end; skips if redis-server cannot be installed here."""
+    started = subprocess.run([str(SCRIPT), "start", name, *args], capture_output=True, text=True, check=False)
     if started.returncode != 0:
         installed = subprocess.run([str(SCRIPT), "install"], capture_output=True, check=False).returncode == 0
         if installed:
             pytest.fail(f"redis-server is installed but did not start: {started.stderr}")
         pytest.skip("redis-server is not installed and cannot be installed here")
-    yield int(started.stdout.strip())
-    # Stop every listener thread these tests started, as before a fork; then let listeners start again
-    # (until the "after" hook, none may), for the modules that follow with a server of their own.
-    _core.near_before_fork()
-    _core.near_after_fork(False)
-    subprocess.run([str(SCRIPT), "stop", name], check=False)
+    try:
+        yield int(started.stdout.strip())
+    finally:
+        # Stop every listener thread these tests started, as before a fork; then let listeners start
+        # again (until the "after" hook, none may), for the modules that follow with a server of their own.
+        _core.near_before_fork()
+        _core.near_after_fork(False)
+        subprocess.run([str(SCRIPT), "stop", name], check=False)
+
+
+@pytest.fixture(scope="module")
+def port():
+    with running_server(server_name()) as port:
+        yield port
 
 
 def near(port, **options):

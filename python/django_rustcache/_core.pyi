@@ -129,6 +129,7 @@ class NearCache:
         password: str | None,
         connect_timeout: float | None,
         socket_timeout: float | None,
+        tls: dict[str, str | None] | None,
         tracking_prefix: str,
         max_ttl: float | None,
         heartbeat: float,

@@ -14,6 +14,7 @@ import math
 import os
 import pickle
 import re
+import ssl
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
@@ -57,7 +58,15 @@ _LOCAL_KEYS = frozenset({"MAX_ENTRIES", "MAX_BYTES", "MAX_TTL", "HEARTBEAT", "RE
 _OPTION_KEYS = frozenset(
     {"db", "username", "password", "socket_timeout", "socket_connect_timeout", "IGNORE_EXCEPTIONS"}
     | {"PICKLE_PROTOCOL", "LOCAL"}
+    | {"ssl_cert_reqs", "ssl_check_hostname", "ssl_ca_certs", "ssl_ca_data", "ssl_certfile", "ssl_keyfile"}
 )
+# redis-py's `ssl_cert_reqs` values. A client checks the server's certificate under CERT_OPTIONAL as
+# under CERT_REQUIRED (Python's `ssl`), so both verify.
+_CERT_REQS = {None: "none", "none": "none", "optional": "full", "required": "full"} | {
+    ssl.CERT_NONE: "none",
+    ssl.CERT_OPTIONAL: "full",
+    ssl.CERT_REQUIRED: "full",
+}
 
 
 def _number(name: str, value: Any, *, allow_none: bool = True) -> float | None:
@@ -66,6 +75,38 @@ def _number(name: str, value: Any, *, allow_none: bool = True) -> float | None:
     if type(value) not in (int, float) or value <= 0:
         raise ImproperlyConfigured(f"RedisNearCache OPTIONS[{name!r}] must be a positive number, not {value!r}.")
     return float(value)
+
+
+def _tls(options: dict[str, Any]) -> dict[str, Any] | None:
+    """redis-py's ``ssl_*`` options (which Django's ``RedisCache`` passes to it) as the core takes
+    them: how to verify the server, and the files to read. ``None`` if none is set."""
+    if not any(name.startswith("ssl_") for name in options):
+        return None
+    reqs = options.get("ssl_cert_reqs", "required")
+    try:
+        verify = _CERT_REQS[reqs.lower() if isinstance(reqs, str) else reqs]
+    except (KeyError, TypeError):
+        raise ImproperlyConfigured(
+            f"RedisNearCache OPTIONS['ssl_cert_reqs'] must be 'none', 'optional', 'required' or an "
+            f"ssl.CERT_* value, not {reqs!r}."
+        ) from None
+    check_hostname = options.get("ssl_check_hostname", True)
+    if type(check_hostname) is not bool:
+        raise ImproperlyConfigured("RedisNearCache OPTIONS['ssl_check_hostname'] must be True or False.")
+    if verify == "full" and not check_hostname:
+        verify = "any-hostname"
+    ca_data = options.get("ssl_ca_data")
+    if isinstance(ca_data, (bytes, bytearray, memoryview)):  # redis-py: DER
+        ca_data = ssl.DER_cert_to_PEM_cert(bytes(ca_data))
+    elif ca_data is not None and not isinstance(ca_data, str):
+        raise ImproperlyConfigured("RedisNearCache OPTIONS['ssl_ca_data'] must be PEM text or DER bytes.")
+    files = {}
+    for option, name in (("ssl_ca_certs", "ca_file"), ("ssl_certfile", "cert_file"), ("ssl_keyfile", "key_file")):
+        path = options.get(option)
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise ImproperlyConfigured(f"RedisNearCache OPTIONS[{option!r}] must be a path, not {path!r}.")
+        files[name] = None if path is None else os.fspath(path)
+    return {"verify": verify, "ca_data": ca_data, **files}
 
 
 def _servers(location: Any) -> list[str]:
@@ -153,6 +194,7 @@ class RedisNearCache(KeyExtras, BaseCache):
             "password": options.get("password"),
             "connect_timeout": _number("socket_connect_timeout", options.get("socket_connect_timeout", 1.0)),
             "socket_timeout": _number("socket_timeout", options.get("socket_timeout", 5.0)),
+            "tls": _tls(options),
             "max_ttl": max_ttl,
             "heartbeat": _number("LOCAL['HEARTBEAT']", local.get("HEARTBEAT", 1.0), allow_none=False),
             "require_tracking": require,

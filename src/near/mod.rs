@@ -30,7 +30,7 @@ mod tracking;
 
 pub use blocking::{Blocking, Inline};
 pub use client::{Fetched, Pool, ServerValue};
-pub use config::{NearConfig, DEFAULT_HEARTBEAT};
+pub use config::{NearConfig, TlsSettings, TlsVerify, DEFAULT_HEARTBEAT};
 pub use errors::NearError;
 pub use near_cache::{fork_done, fork_prepare, NearCache, NearStats, Read};
 pub use tracking::{Coherence, Event, Ticket};

@@ -4,6 +4,7 @@
 //! holds them. Every network wait runs with the interpreter released (`py.detach`).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use pyo3::{intern, IntoPyObjectExt};
 use super::errors::key_not_found;
 use super::keys::{KeyMaker, FACE_STACKLEVEL};
 use super::payload::{decode_in_lock, from_server, hold_loaded, to_server, Held};
-use crate::near::{Blocking, Event, NearCache, NearConfig, NearError, Read};
+use crate::near::{Blocking, Event, NearCache, NearConfig, NearError, Read, TlsSettings, TlsVerify};
 use crate::store::{Limits, Now, Store};
 
 type SharedNear = Arc<NearCache<Held>>;
@@ -63,6 +64,36 @@ pub struct PyNearCache {
     limits: Limits,
     protocol: i32,
     errors: Errors,
+}
+
+/// `OPTIONS`' `ssl_*` settings as the face passes them (a dict, the files named, not read).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct TlsOptions {
+    /// `"full"`, `"any-hostname"` or `"none"`.
+    verify: String,
+    ca_file: Option<PathBuf>,
+    ca_data: Option<String>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+}
+
+impl TlsOptions {
+    fn settings(self) -> Result<TlsSettings, NearError> {
+        let verify = match self.verify.as_str() {
+            "full" => TlsVerify::Full,
+            "any-hostname" => TlsVerify::AnyHostname,
+            "none" => TlsVerify::Nothing,
+            other => return Err(NearError::Config(format!("unknown TLS verification {other:?}"))),
+        };
+        Ok(TlsSettings {
+            verify,
+            ca_file: self.ca_file,
+            ca_pem: self.ca_data.map(String::into_bytes),
+            cert_file: self.cert_file,
+            key_file: self.key_file,
+        })
+    }
 }
 
 fn secs(s: Option<f64>) -> Option<Duration> {
@@ -153,7 +184,7 @@ impl PyNearCache {
 impl PyNearCache {
     #[new]
     #[pyo3(signature = (
-        registry_key, urls, *, db, username, password, connect_timeout, socket_timeout, tracking_prefix,
+        registry_key, urls, *, db, username, password, connect_timeout, socket_timeout, tls, tracking_prefix,
         max_ttl, heartbeat, require_tracking, max_entries, max_bytes, key_prefix, version, make_keys,
         key_warner, pickle_protocol, errors
     ))]
@@ -166,6 +197,7 @@ impl PyNearCache {
         password: Option<String>,
         connect_timeout: Option<f64>,
         socket_timeout: Option<f64>,
+        tls: Option<TlsOptions>,
         tracking_prefix: &str,
         max_ttl: Option<f64>,
         heartbeat: f64,
@@ -200,6 +232,9 @@ impl PyNearCache {
                         config = config.with_read_url(read)?;
                     }
                     config = config.with_overrides(db, username.as_deref(), password.as_deref());
+                    if let Some(tls) = tls {
+                        config = config.with_tls(&tls.settings()?)?;
+                    }
                     config.connect_timeout = secs(connect_timeout);
                     config.socket_timeout = secs(socket_timeout);
                     config.prefix = tracking_prefix.as_bytes().to_vec();

@@ -14,6 +14,8 @@ into the downloads beforehand, like Django) as it would on a platform without a 
 
 A redis-server for RedisNearCache is started once by ``benchmarks/redis_server.sh`` (loopback, a free port,
 no persistence; installed with apt-get if missing) and stopped by its pid when the run ends, however it ends.
+The smoke reaches it over TLS (``rediss://``, certificates made for the run by ``tests/tls_certs.py``), so
+that the TLS stack compiled into the wheel (rustls on ring) does a real handshake.
 
 Then ``smoke.py`` runs with the virtualenv's Python, isolated (``-I``), from a scratch directory outside
 the source tree, with the same ``PATH``. Standard library only: it runs on the interpreter that CI has.
@@ -33,6 +35,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 REDIS_SCRIPT = ROOT / "benchmarks" / "redis_server.sh"  # starts RedisNearCache's server for the smoke
+sys.path.insert(0, str(ROOT))
+from tests import tls_certs  # noqa: E402
+
 MANYLINUX = "manylinux_2_17_x86_64"  # the tag `make wheels` builds for (see README, "Installing")
 
 
@@ -144,16 +149,19 @@ def main() -> int:
     version = pep440(cargo_version())
     passed = 0
     name = f"install-smoke-{os.getpid()}"
+    certs = Path(tempfile.mkdtemp(prefix="install-smoke-tls-"))
     try:
-        port = subprocess.run(
-            [str(REDIS_SCRIPT), "start", name], check=True, capture_output=True, text=True
-        ).stdout.strip()
-        os.environ["RUSTCACHE_SMOKE_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        subprocess.run([str(REDIS_SCRIPT), "install"], check=True)  # redis-server and openssl
+        tls_port, tls_args = tls_certs.server_args(certs)
+        subprocess.run([str(REDIS_SCRIPT), "start", name, *tls_args], check=True, capture_output=True)
+        os.environ["RUSTCACHE_SMOKE_REDIS_URL"] = f"rediss://127.0.0.1:{tls_port}/0"
+        os.environ["RUSTCACHE_SMOKE_REDIS_CA"] = str(certs / "ca.crt")
         for python, django in args.python:
             install_and_smoke(args.mode, python, django, args.dist.resolve(), args.downloads.resolve(), version)
             passed += 1
     finally:
         subprocess.run([str(REDIS_SCRIPT), "stop", name], check=False)
+        shutil.rmtree(certs, ignore_errors=True)
     print(f"install {args.mode}: {passed} passed, 0 failed")
     return 0
 

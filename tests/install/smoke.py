@@ -96,9 +96,13 @@ def what_was_installed(args: argparse.Namespace) -> None:
         check(args.expect_tag in tags, f"wheel tag {args.expect_tag} in {tags}")
 
 
-def near_is_coherent(cache) -> None:
-    """The listener runs (tracking is on) and a repeated read is served from the local copy."""
+def near_is_coherent(cache, location: str) -> None:
+    """The listener runs (tracking is on) and a repeated read is served from the local copy; over TLS
+    when run.py's server is (every call above then did a TLS handshake with the wheel's rustls)."""
     import time
+
+    if os.environ.get("RUSTCACHE_SMOKE_REDIS_CA"):
+        check(location.startswith("rediss://"), f"RedisNearCache: over TLS ({location})")
 
     check(cache.stats()["tracking"] is True, "RedisNearCache: the invalidation listener is tracking")
     before = cache.stats()["local_hits"]
@@ -150,7 +154,7 @@ def what_it_does() -> None:
         )
         check(cache.delete("greeting") and cache.get("greeting") is None, f"{alias}: delete")
         if alias == "RedisNearCache":
-            near_is_coherent(cache)
+            near_is_coherent(cache, settings.CACHES[alias]["LOCATION"])
 
     out = io.StringIO()
     call_command("check", stdout=out)

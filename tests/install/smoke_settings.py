@@ -33,7 +33,10 @@ def location(name: str) -> str:
 def options(name: str) -> dict:
     # Not Django's default of 300, which django_rustcache.W001 flags when DEBUG is off; RedisNearCache
     # bounds its local copy under LOCAL (the server has no entry limit of ours).
-    return {"LOCAL": {"MAX_ENTRIES": 1_000}} if name == "RedisNearCache" else {"MAX_ENTRIES": 1_000}
+    if name == "RedisNearCache":  # over TLS when the caller gives the server's authority
+        ca = os.environ.get("RUSTCACHE_SMOKE_REDIS_CA")
+        return {"LOCAL": {"MAX_ENTRIES": 1_000}, **({"ssl_ca_certs": ca} if ca else {})}
+    return {"MAX_ENTRIES": 1_000}
 
 
 CACHES = {
