@@ -17,6 +17,7 @@ import pytest
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from redis import Redis
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -177,6 +178,65 @@ def test_a_server_that_is_down_fails_fast_or_is_a_miss():
     assert quiet.get("k", "dflt") == "dflt"
     assert quiet.add("k", 1) is False
     assert time.monotonic() - t < 2
+
+
+def _same_as_redis_cache(cases):
+    for location, options in cases:
+        prefix = f"l{uuid.uuid4().hex[:8]}"
+        ours = RedisNearCache(location, {"KEY_PREFIX": prefix, "OPTIONS": options})
+        theirs = RedisCache(location, {"KEY_PREFIX": prefix, "OPTIONS": options})
+        ours.set("k", location)
+        assert theirs.get("k") == location, (location, options)
+
+
+def test_location_and_options_are_read_as_redis_cache_reads_them(port):
+    """The database and credentials come from where redis-py takes them: the URL's query string, then
+    its path and user info, then OPTIONS; the oracle is Django's RedisCache with the same settings,
+    which must find what we wrote (and fail where we fail)."""
+    raw = Redis(port=port)
+    password = "p@ss:w/rd %"
+    raw.acl_setuser("near-tester", enabled=True, passwords=[f"+{password}"], keys=["~*"], commands=["+@all"])
+    quoted = "p%40ss%3Aw%2Frd%20%25"
+    cases = [
+        (f"redis://127.0.0.1:{port}/4", {}),
+        (f"redis://127.0.0.1:{port}/4?db=5", {}),  # the query wins over the path
+        (f"redis://127.0.0.1:{port}", {"db": 6}),
+        (f"redis://127.0.0.1:{port}/7", {"db": 6}),  # the URL wins over OPTIONS
+        (f"redis://near-tester:{quoted}@127.0.0.1:{port}/8", {}),
+        (f"redis://127.0.0.1:{port}/9", {"username": "near-tester", "password": password}),
+        (f"redis://near-tester:{quoted}@127.0.0.1:{port}/10", {"password": "wrong"}),
+        (f"redis://127.0.0.1:{port}/3?socket_timeout=2.5&socket_connect_timeout=0.5", {}),
+    ]
+    try:
+        _same_as_redis_cache(cases)
+        # Wrong credentials in the URL fail however right OPTIONS are, with RedisCache's exception.
+        wrong = f"redis://near-tester:nope@127.0.0.1:{port}/0"
+        for cls in (RedisNearCache, RedisCache):
+            cache = cls(wrong, {"OPTIONS": {"password": password}})
+            with pytest.raises(AuthenticationError):
+                cache.set("k", 1)
+        with pytest.raises(ImproperlyConfigured, match="unsupported URL option"):
+            RedisNearCache(f"redis://127.0.0.1:{port}/0?max_connections=5", {})
+        with pytest.raises(ImproperlyConfigured, match="invalid db"):
+            RedisNearCache(f"redis://127.0.0.1:{port}/0?db=x", {})
+    finally:
+        raw.acl_deluser("near-tester")
+        raw.flushall()
+
+
+def test_a_unix_socket_location_is_read_as_redis_cache_reads_it(tmp_path):
+    sock = tmp_path / "redis.sock"
+    with running_server(f"pytest-unix-{os.getpid()}", "--unixsocket", str(sock), "--unixsocketperm", "700") as p:
+        Redis(port=p).acl_setuser("near-tester", enabled=True, passwords=["+s3cret"], keys=["~*"], commands=["+@all"])
+        _same_as_redis_cache(
+            [
+                (f"unix://{sock}", {}),
+                (f"unix://{sock}?db=2", {}),
+                (f"unix://{sock}", {"db": 3}),
+                (f"unix://{sock}?db=4", {"db": 3}),
+                (f"unix://near-tester:s3cret@{sock}?db=5", {}),
+            ]
+        )
 
 
 def test_options_are_validated(port):

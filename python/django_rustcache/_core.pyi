@@ -141,7 +141,9 @@ class NearCache:
         make_keys: bool,
         key_warner: Callable[[str], object],
         pickle_protocol: int,
-        errors: tuple[type[BaseException], type[BaseException], type[BaseException], type[BaseException]],
+        errors: tuple[
+            type[BaseException], type[BaseException], type[BaseException], type[BaseException], type[BaseException]
+        ],
     ) -> NearCache: ...
     def get(self, key: Any, default: Any, version: Any) -> Any: ...
     def direct_get(self, key: Any, default: Any = None, version: Any = None) -> Any: ...

@@ -9,12 +9,15 @@ in Rust unless a ``KEY_FUNCTION`` or an override of ``make_key``/``validate_key`
 """
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import math
 import os
 import pickle
 import re
 import ssl
+import urllib.parse
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
@@ -26,6 +29,7 @@ from .extras import KeyExtras, _glob_escape
 from .locks import NativeLockStore
 
 try:
+    from redis.exceptions import AuthenticationError
     from redis.exceptions import ConnectionError as ServerConnectionError
     from redis.exceptions import ResponseError
     from redis.exceptions import TimeoutError as ServerTimeoutError
@@ -33,6 +37,9 @@ except ImportError:  # redis-py is not needed; without it, our own classes of th
 
     class ServerConnectionError(ConnectionError):  # type: ignore[no-redef]
         """The server could not be reached (redis-py's ``ConnectionError``)."""
+
+    class AuthenticationError(ServerConnectionError):  # type: ignore[no-redef]
+        """The server refused the credentials (redis-py's ``AuthenticationError``)."""
 
     class ServerTimeoutError(TimeoutError):  # type: ignore[no-redef]
         """The server did not answer in time (redis-py's ``TimeoutError``)."""
@@ -42,7 +49,7 @@ except ImportError:  # redis-py is not needed; without it, our own classes of th
 
 
 SERVER_ERRORS = (ServerConnectionError, ServerTimeoutError)
-_ERRORS = (ServerConnectionError, ServerTimeoutError, ResponseError, ImproperlyConfigured)
+_ERRORS = (ServerConnectionError, AuthenticationError, ServerTimeoutError, ResponseError, ImproperlyConfigured)
 
 # Stop every listener thread before a fork and wait for it to end (so the child inherits no thread,
 # nor a lock one held); no listener starts again until the fork is done. The parent's next operation
@@ -109,12 +116,73 @@ def _tls(options: dict[str, Any]) -> dict[str, Any] | None:
     return {"verify": verify, "ca_data": ca_data, **files}
 
 
-def _servers(location: Any) -> list[str]:
+# The options a server URL's query string may set, as redis-py parses them (`parse_url`); with the
+# URL's db and credentials they win over OPTIONS (redis-py's `from_url` does `kwargs.update(url_options)`).
+_URL_OPTIONS = {
+    "db": int,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "ssl_check_hostname": lambda v: v.upper() not in ("0", "F", "FALSE", "N", "NO"),
+}
+
+
+def _server_url(server: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """One ``LOCATION`` URL as redis-py reads it with ``OPTIONS``: the URL the core is given (the
+    database and credentials that apply written into it, the query string gone) and the other options
+    its query string sets."""
+    parts = urllib.parse.urlsplit(server)
+    query = urllib.parse.parse_qs(parts.query)
+    unknown = sorted(set(query) - set(_URL_OPTIONS))
+    if unknown:
+        raise ImproperlyConfigured(
+            f"RedisNearCache LOCATION {server!r}: unsupported URL option(s) {', '.join(map(repr, unknown))}. "
+            f"Known: {', '.join(sorted(_URL_OPTIONS))}."
+        )
+    found = {}
+    for name, values in query.items():
+        try:
+            found[name] = _URL_OPTIONS[name](values[0])
+        except ValueError:
+            raise ImproperlyConfigured(f"RedisNearCache LOCATION {server!r}: invalid {name}={values[0]!r}.") from None
+    db = found.pop("db", None)
+    if db is None and parts.scheme != "unix":
+        with contextlib.suppress(ValueError):  # redis-py: the path, if it is a number
+            db = int(urllib.parse.unquote(parts.path).replace("/", ""))
+    db = options.get("db") if db is None else db
+    if db is not None and type(db) is not int:
+        raise ImproperlyConfigured(f"RedisNearCache OPTIONS['db'] must be an int, not {db!r}.")
+    username = urllib.parse.unquote(parts.username) if parts.username else options.get("username")
+    password = urllib.parse.unquote(parts.password) if parts.password else options.get("password")
+    for name, value in (("username", username), ("password", password)):
+        if value is not None and not isinstance(value, str):
+            raise ImproperlyConfigured(f"RedisNearCache OPTIONS[{name!r}] must be a str, not {value!r}.")
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme == "unix":  # the core reads a socket's database and credentials from the query
+        given = {"db": db, "user": username, "pass": password}
+        query_string = urllib.parse.urlencode({k: v for k, v in given.items() if v is not None})
+        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, query_string, "")), found
+    if username is not None or password is not None:
+        quote = functools.partial(urllib.parse.quote, safe="")
+        host = f"{quote(username or '')}{':' + quote(password) if password is not None else ''}@{host}"
+    path = "" if db is None else f"/{db}"
+    return urllib.parse.urlunsplit((parts.scheme, host, path, "", parts.fragment)), found
+
+
+def _servers(location: Any, options: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The servers of ``LOCATION`` (a list, or a string split at ``,``/``;``) as `_server_url` gives
+    them, and the options their query strings set (which must agree: the servers share one pool's)."""
     servers = re.split("[;,]", location) if isinstance(location, str) else list(location)
     servers = [s.strip() for s in servers if s and s.strip()]
     if not servers:
         raise ImproperlyConfigured("RedisNearCache LOCATION names no server.")
-    return servers
+    urls, found = [], {}
+    for server in servers:
+        url, url_options = _server_url(server, options)
+        urls.append(url)
+        for name, value in url_options.items():
+            if found.setdefault(name, value) != value:
+                raise ImproperlyConfigured(f"RedisNearCache LOCATION: the servers' URLs disagree on {name}.")
+    return urls, found
 
 
 # The longest expiry the extras ask the server for, in milliseconds (Redis refuses one whose deadline
@@ -152,7 +220,6 @@ class RedisNearCache(KeyExtras, BaseCache):
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(params)
-        servers = _servers(server)
         options = dict(params.get("OPTIONS", {}))
         unknown = sorted(set(options) - _OPTION_KEYS)
         if unknown:
@@ -160,6 +227,8 @@ class RedisNearCache(KeyExtras, BaseCache):
                 f"Unknown RedisNearCache OPTIONS key(s): {', '.join(map(repr, unknown))}. "
                 f"Known: {', '.join(sorted(_OPTION_KEYS))}."
             )
+        servers, url_options = _servers(server, options)
+        options.update(url_options)
         local = dict(options.get("LOCAL", {}))
         unknown = sorted(set(local) - _LOCAL_KEYS)
         if unknown:
@@ -189,9 +258,10 @@ class RedisNearCache(KeyExtras, BaseCache):
         # so tracking) use one server: the first, or one of the others chosen once per process.
         read = servers[0] if len(servers) == 1 else servers[1 + os.getpid() % (len(servers) - 1)]
         settings = {
-            "db": options.get("db"),
-            "username": options.get("username"),
-            "password": options.get("password"),
+            # Written into the servers' URLs, as redis-py lets the URL's win over OPTIONS.
+            "db": None,
+            "username": None,
+            "password": None,
             "connect_timeout": _number("socket_connect_timeout", options.get("socket_connect_timeout", 1.0)),
             "socket_timeout": _number("socket_timeout", options.get("socket_timeout", 5.0)),
             "tls": _tls(options),

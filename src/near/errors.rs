@@ -7,6 +7,8 @@ use std::fmt;
 pub enum NearError {
     /// The server could not be reached or the connection broke (redis-py's `ConnectionError`).
     Connection(String),
+    /// The server refused the credentials (redis-py's `AuthenticationError`, a `ConnectionError`).
+    Authentication(String),
     /// The server did not answer in time (redis-py's `TimeoutError`).
     Timeout(String),
     /// The server answered with an error (redis-py's `ResponseError`), e.g. INCR of a pickle.
@@ -23,7 +25,9 @@ pub enum NearError {
 impl fmt::Display for NearError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Connection(m) | Self::Timeout(m) | Self::Response(m) | Self::Config(m) => f.write_str(m),
+            Self::Connection(m) | Self::Authentication(m) | Self::Timeout(m) | Self::Response(m) | Self::Config(m) => {
+                f.write_str(m)
+            }
             Self::NotFound => f.write_str("key not found"),
             Self::TrackingRefused(m) => write!(f, "the server refused CLIENT TRACKING: {m}"),
         }
@@ -37,6 +41,8 @@ impl From<redis::RedisError> for NearError {
         let text = err.to_string();
         if err.is_timeout() {
             Self::Timeout(text)
+        } else if err.kind() == redis::ErrorKind::AuthenticationFailed {
+            Self::Authentication(text)
         } else if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
             Self::Connection(text)
         } else {

@@ -37,6 +37,7 @@ static NEARS: LazyLock<Mutex<HashMap<String, SharedNear>>> = LazyLock::new(Mutex
 /// The exception classes Django's `RedisCache` raises (redis-py's), given by the face.
 struct Errors {
     connection: Py<PyType>,
+    authentication: Py<PyType>,
     timeout: Py<PyType>,
     response: Py<PyType>,
     config: Py<PyType>,
@@ -48,6 +49,7 @@ impl Errors {
         let class = match &err {
             NearError::NotFound => return key_not_found(py, key),
             NearError::Connection(_) => &self.connection,
+            NearError::Authentication(_) => &self.authentication,
             NearError::Timeout(_) => &self.timeout,
             NearError::Response(_) => &self.response,
             NearError::TrackingRefused(_) | NearError::Config(_) => &self.config,
@@ -209,13 +211,14 @@ impl PyNearCache {
         make_keys: bool,
         key_warner: Py<PyAny>,
         pickle_protocol: i32,
-        errors: (Py<PyType>, Py<PyType>, Py<PyType>, Py<PyType>),
+        errors: (Py<PyType>, Py<PyType>, Py<PyType>, Py<PyType>, Py<PyType>),
     ) -> PyResult<Self> {
         let errors = Errors {
             connection: errors.0,
-            timeout: errors.1,
-            response: errors.2,
-            config: errors.3,
+            authentication: errors.1,
+            timeout: errors.2,
+            response: errors.3,
+            config: errors.4,
         };
         let py = key_prefix.py();
         let near = {
