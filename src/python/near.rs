@@ -34,6 +34,10 @@ impl Blocking for Detach<'_> {
 /// One near cache per server, `LOCATION` and settings, per process.
 static NEARS: LazyLock<Mutex<HashMap<String, SharedNear>>> = LazyLock::new(Mutex::default);
 
+/// The classes of [`Errors`] as the face passes them: connection, authentication, timeout, response,
+/// configuration.
+type ErrorClasses = (Py<PyType>, Py<PyType>, Py<PyType>, Py<PyType>, Py<PyType>);
+
 /// The exception classes Django's `RedisCache` raises (redis-py's), given by the face.
 struct Errors {
     connection: Py<PyType>,
@@ -211,7 +215,7 @@ impl PyNearCache {
         make_keys: bool,
         key_warner: Py<PyAny>,
         pickle_protocol: i32,
-        errors: (Py<PyType>, Py<PyType>, Py<PyType>, Py<PyType>, Py<PyType>),
+        errors: ErrorClasses,
     ) -> PyResult<Self> {
         let errors = Errors {
             connection: errors.0,
