@@ -29,9 +29,8 @@ from .extras import KeyExtras, _glob_escape
 from .locks import NativeLockStore
 
 try:
-    from redis.exceptions import AuthenticationError
+    from redis.exceptions import AuthenticationError, ResponseError
     from redis.exceptions import ConnectionError as ServerConnectionError
-    from redis.exceptions import ResponseError
     from redis.exceptions import TimeoutError as ServerTimeoutError
 except ImportError:  # redis-py is not needed; without it, our own classes of the same names
 
