@@ -157,14 +157,20 @@ def test_faults_flush_the_local_copy(port):
     until("the null invalidation", lambda: c.get("k") is None, timeout=DELAY)
 
 
+def unreachable(**options):
+    """A RedisNearCache of a server that is down (nothing listens on port 1: connecting is refused at
+    once)."""
+    return RedisNearCache("redis://127.0.0.1:1/0", {"OPTIONS": options})
+
+
 def test_a_server_that_is_down_fails_fast_or_is_a_miss():
-    c = RedisNearCache("redis://127.0.0.1:1/0", {"OPTIONS": {}})
+    c = unreachable()
     t = time.monotonic()
     with pytest.raises(RedisConnectionError):
         c.get("k")
     with pytest.raises(RedisConnectionError):
         c.set("k", 1)
-    quiet = RedisNearCache("redis://127.0.0.1:1/0", {"OPTIONS": {"IGNORE_EXCEPTIONS": True}})
+    quiet = unreachable(IGNORE_EXCEPTIONS=True)
     assert quiet.get("k", "dflt") == "dflt"
     assert quiet.add("k", 1) is False
     assert time.monotonic() - t < 2
