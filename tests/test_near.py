@@ -166,14 +166,20 @@ def test_faults_flush_the_local_copy(port):
     until("the null invalidation", lambda: c.get("k") is None, timeout=DELAY)
 
 
+def unreachable(**options):
+    """A RedisNearCache of a server that is down (nothing listens on port 1: connecting is refused at
+    once)."""
+    return RedisNearCache("redis://127.0.0.1:1/0", {"OPTIONS": options})
+
+
 def test_a_server_that_is_down_fails_fast_or_is_a_miss():
-    c = RedisNearCache("redis://127.0.0.1:1/0", {"OPTIONS": {}})
+    c = unreachable()
     t = time.monotonic()
     with pytest.raises(RedisConnectionError):
         c.get("k")
     with pytest.raises(RedisConnectionError):
         c.set("k", 1)
-    quiet = RedisNearCache("redis://127.0.0.1:1/0", {"OPTIONS": {"IGNORE_EXCEPTIONS": True}})
+    quiet = unreachable(IGNORE_EXCEPTIONS=True)
     assert quiet.get("k", "dflt") == "dflt"
     assert quiet.add("k", 1) is False
     assert time.monotonic() - t < 2
@@ -498,43 +504,73 @@ def test_no_stale_read_across_processes_through_a_server_restart_and_an_outside_
     assert all(reads and reads[-1][0] > emptied[-1][1] + 0.5 for reads, *_ in results)
 
 
-def _get_calls(raw):
-    return raw.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+def _calls(raw, command):
+    return raw.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
 
 
-@pytest.mark.parametrize("mode", ["threads", "tasks"])
-def test_concurrent_misses_of_one_key_after_a_flush_make_one_read(port, mode):
+def _paused_after_a_flush(port, keys):
+    """A near cache whose local copy was flushed (FLUSHALL) and whose `keys` were then written by
+    another client (their invalidations applied), with the server's command counts reset and every
+    client paused for 300 ms: the first read is in flight while every other caller misses."""
     prefix = f"s{uuid.uuid4().hex[:8]}"
     c = near(port, KEY_PREFIX=prefix, LOCAL={"HEARTBEAT": 2.0})
     raw = Redis(port=port)
-    c.set("hot", "v")
-    warm(c, "hot")
+    c.set_many(dict.fromkeys(keys, "v"))
+    for key in keys:
+        warm(c, key)
     flushes = c.stats()["flushes"]
     raw.flushall()
     until("the flush", lambda: c.stats()["flushes"] > flushes)
     seen = c.stats()["invalidations"]
-    plain(port, prefix).set("hot", "v2")
-    until("the write's invalidation", lambda: c.stats()["invalidations"] > seen)
+    plain(port, prefix).set_many({key: f"{key}2" for key in keys})
+    until("the writes' invalidations", lambda: c.stats()["invalidations"] >= seen + len(keys))
     raw.config_resetstat()
-    raw.client_pause(300, all=True)  # the first read is in flight while every other caller misses
-    if mode == "threads":
-        barrier = threading.Barrier(32)
-        results = []
+    raw.client_pause(300, all=True)
+    return c, raw
 
-        def miss():
-            barrier.wait()
-            results.append(c.get("hot"))
 
-        threads = [threading.Thread(target=miss) for _ in range(32)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
-    else:
+def _concurrently(mode, call, acall, n=32):
+    """`call()` in `n` threads at once, or `acall()` in `n` tasks of one event loop; the results."""
+    if mode == "tasks":
 
         async def main():
-            return await asyncio.gather(*(c.aget("hot") for _ in range(32)))
+            return await asyncio.gather(*(acall() for _ in range(n)))
 
-        results = asyncio.run(main())
-    assert results == ["v2"] * 32
-    assert _get_calls(raw) == 1
+        return asyncio.run(main())
+    barrier = threading.Barrier(n)
+    results = []
+
+    def run():
+        barrier.wait()
+        results.append(call())
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return results
+
+
+@pytest.mark.parametrize("mode", ["threads", "tasks"])
+def test_concurrent_misses_of_one_key_after_a_flush_make_one_read(port, mode):
+    c, raw = _paused_after_a_flush(port, ["hot"])
+    results = _concurrently(mode, lambda: c.get("hot"), lambda: c.aget("hot"))
+    assert results == ["hot2"] * 32
+    assert _calls(raw, "get") == 1
+
+
+@pytest.mark.parametrize("mode", ["threads", "tasks"])
+def test_concurrent_get_many_after_a_flush_make_one_round_trip(port, mode):
+    keys = [f"k{i}" for i in range(1, 6)]
+    c, raw = _paused_after_a_flush(port, keys)
+    before = c.stats()
+    results = _concurrently(mode, lambda: c.get_many(keys), lambda: c.aget_many(keys))
+    assert results == [{key: f"{key}2" for key in keys}] * 32
+    assert _calls(raw, "mget") == 1, "one MGET for 32 concurrent get_many of the same keys"
+    assert _calls(raw, "get") == 0
+    # Every other caller's key was the leader's read, or (tasks: the loop's few worker threads come
+    # late) the local copy it filled.
+    after = c.stats()
+    served = sum(after[name] - before[name] for name in ("shared_reads", "local_hits"))
+    assert served == 31 * len(keys)

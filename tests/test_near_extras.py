@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from django_rustcache import RedisNearCache
 from django_rustcache.locks import AsyncLock, Lock, LockError, LockNotOwnedError
-from tests.test_near import near, plain, port, until, warm
+from tests.test_near import near, plain, port, unreachable, until, warm
 
 __all__ = ["port"]  # the module's redis-server fixture, shared with test_near
 
@@ -141,6 +142,54 @@ def test_async_twins(port):
         assert await c.adelete_pattern("user:*") == 1
 
     asyncio.run(body())
+
+
+# Each extra with the server down, and what it answers with IGNORE_EXCEPTIONS: the miss (see near.py).
+DOWN = [
+    ("ttl", ("k",), 0),
+    ("pttl", ("k",), 0),
+    ("expire", ("k", 10), False),
+    ("pexpire", ("k", 10_000), False),
+    ("expire_at", ("k", time.time() + 60), False),
+    ("pexpire_at", ("k", int((time.time() + 60) * 1000)), False),
+    ("persist", ("k",), False),
+    ("keys", ("user:*",), []),
+    ("iter_keys", ("user:*",), []),
+    ("delete_pattern", ("user:*",), 0),
+]
+
+
+async def _drain(result):
+    """An async twin's answer: awaited, or (aiter_keys) iterated to a list."""
+    return [k async for k in result] if hasattr(result, "__aiter__") else await result
+
+
+def _call(cache, name, args, asynchronous):
+    if asynchronous:
+        return asyncio.run(_drain(getattr(cache, "a" + name)(*args)))
+    result = getattr(cache, name)(*args)
+    return list(result) if name == "iter_keys" else result
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(("name", "args", "miss"), DOWN, ids=[d[0] for d in DOWN])
+def test_extras_with_the_server_down_raise_or_are_a_miss(name, args, miss, asynchronous):
+    with pytest.raises(RedisConnectionError):
+        _call(unreachable(), name, args, asynchronous)
+    assert _call(unreachable(IGNORE_EXCEPTIONS=True), name, args, asynchronous) == miss
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_lock_raises_with_the_server_down_whatever_ignore_exceptions_says(asynchronous):
+    """A lock that "succeeded" without a server would exclude no one (django-redis does not omit lock's
+    errors either)."""
+    c = unreachable(IGNORE_EXCEPTIONS=True)
+    if asynchronous:
+        acquire = lambda: asyncio.run(c.alock("job", timeout=5).acquire(blocking=False))  # noqa: E731
+    else:
+        acquire = lambda: c.lock("job", timeout=5).acquire(blocking=False)  # noqa: E731
+    with pytest.raises(RedisConnectionError):
+        acquire()
 
 
 def test_lock_api(port):

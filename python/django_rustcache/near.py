@@ -189,6 +189,26 @@ def _servers(location: Any, options: dict[str, Any]) -> tuple[list[str], dict[st
 _MAX_MS = 2**46
 
 
+def _omitted(miss: Any) -> Any:
+    """With ``OPTIONS["IGNORE_EXCEPTIONS"]``, a server error (connection or timeout) in the decorated
+    extras hook returns ``miss()`` instead of raising: the zero of the hook's type, which the public
+    method turns into its "miss" answer (django-redis's ``omit_exception`` for its extras)."""
+
+    def wrap(hook: Any) -> Any:
+        @functools.wraps(hook)
+        def guarded(self: "RedisNearCache", *args: Any) -> Any:
+            if not self._ignore_exceptions:
+                return hook(self, *args)
+            try:
+                return hook(self, *args)
+            except SERVER_ERRORS:
+                return miss()
+
+        return guarded
+
+    return wrap
+
+
 def _millis(seconds: float) -> int:
     """A positive number of seconds as whole milliseconds, rounded up (never 0, which would delete)."""
     return min(max(1, math.ceil(seconds * 1000)), _MAX_MS)
@@ -213,7 +233,18 @@ class _ServerLockStore(NativeLockStore):
 
 
 class RedisNearCache(KeyExtras, BaseCache):
-    """Django's ``RedisCache`` semantics, with hits served from a coherent in-process copy."""
+    """Django's ``RedisCache`` semantics, with hits served from a coherent in-process copy.
+
+    With ``OPTIONS["IGNORE_EXCEPTIONS"]``, a server that cannot be reached (redis-py's
+    ``ConnectionError`` or ``TimeoutError``) is a miss instead of an error, for the core API (``get``
+    returns the default, ``add``/``touch``/``delete``/``has_key`` False, ``get_many`` ``{}``) and for
+    the django-redis extras alike, each answering what it answers for a key that is not there:
+    ``ttl``/``pttl`` 0 (not django-redis's None, which here means "never expires"), ``expire``,
+    ``pexpire``, ``expire_at``, ``pexpire_at`` and ``persist`` False (nothing changed), ``keys`` []
+    (``iter_keys`` nothing) and ``delete_pattern`` 0; their async twins the same. ``lock()`` and
+    ``alock()`` raise whatever the option says, as django-redis's do: a lock that "succeeded" without
+    a server would exclude no one.
+    """
 
     pickle_protocol = pickle.HIGHEST_PROTOCOL
 
@@ -377,14 +408,18 @@ class RedisNearCache(KeyExtras, BaseCache):
         return self._guard(False, self._native.clear)
 
     # -- the extras' hooks (extras.KeyExtras): expiry, keys and locks on the server -------------------
+    # The hooks that reach the server are @_omitted (IGNORE_EXCEPTIONS, see the class docstring); the
+    # lock store is not one of them.
     def _keyed(self, key: Any, version: int | None) -> tuple[Any, Any]:
         return self._native, self._k(key, version)
 
+    @_omitted(float)
     def _time_left(self, key: Any, version: int | None) -> float | None:
         native, key = self._keyed(key, version)
         ms = native.pttl(key, version)
         return 0.0 if ms == -2 else None if ms == -1 else ms / 1000
 
+    @_omitted(bool)
     def _expire_in(self, key: Any, seconds: Any, version: int | None) -> bool:
         if seconds is DEFAULT_TIMEOUT:
             seconds = self.default_timeout
@@ -393,10 +428,12 @@ class RedisNearCache(KeyExtras, BaseCache):
             return native.pexpire(key, None, version) or native.has_key(key, version)
         return native.pexpire(key, _millis(seconds) if seconds > 0 else 0, version)
 
+    @_omitted(bool)
     def _persist(self, key: Any, version: int | None) -> bool:
         native, key = self._keyed(key, version)
         return native.pexpire(key, None, version)
 
+    @_omitted(list)
     def _scan(self, pattern: str) -> list[str]:
         """Full keys matching a Redis glob, by ``SCAN`` (which may name a key twice: once here). A key
         that is not UTF-8 cannot have been made by Django and is left out."""
@@ -414,6 +451,7 @@ class RedisNearCache(KeyExtras, BaseCache):
     def _keys_matching(self, pattern: str) -> list[str]:
         return self._scan(pattern)
 
+    @_omitted(int)
     def _delete_matched(self, matched: list[tuple[str, str]], version: int | None) -> int:
         # One DEL; the core drops the local copies of the keys at once (our next read sees the delete).
         keys = [full if self._verbatim else user for user, full in matched]

@@ -1,7 +1,9 @@
 //! Single-flight of concurrent local misses of one key: the first caller to miss reads the server
 //! (the leader); the others that miss meanwhile wait for its result (followers) instead of sending
 //! the same read. A cache stampede after a flush (every caller misses the same hot keys at once) is
-//! then one read per key, not one per caller.
+//! then one read per key, not one per caller. A caller missing several keys at once (`get_many`)
+//! joins them all in one step, leading some and following others; it lands the flights it leads
+//! before it waits for any it follows, so no two callers can wait for each other.
 //!
 //! Locks: the map of flights is locked only to join or to land (no I/O, no wait: the binding takes
 //! it with the interpreter held); a follower waits on its flight's own condition variable, released
@@ -11,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ahash::RandomState;
 use parking_lot::{Condvar, Mutex};
@@ -36,9 +38,8 @@ pub(crate) struct Flight {
 }
 
 impl Flight {
-    /// Wait up to `timeout` for the leader; `None` if it has not landed by then.
-    pub(crate) fn wait(&self, timeout: Duration) -> Option<Landed> {
-        let deadline = Instant::now() + timeout;
+    /// Wait until `deadline` for the leader; `None` if it has not landed by then.
+    pub(crate) fn wait_until(&self, deadline: Instant) -> Option<Landed> {
         let mut landed = self.landed.lock();
         while landed.is_none() {
             if self.changed.wait_until(&mut landed, deadline).timed_out() {
@@ -69,8 +70,9 @@ pub(crate) enum Role<'a> {
 }
 
 impl Flights {
-    /// Lead the read of `key`, or follow the one in flight.
-    pub(crate) fn join<'a>(&'a self, key: &[u8]) -> Role<'a> {
+    /// For each of `keys` (distinct), in order: lead its read, or follow the one in flight. One
+    /// taking of the map's lock for all of them.
+    pub(crate) fn join<'a, 'k>(&'a self, keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<Role<'a>> {
         let pid = std::process::id();
         let mut map = self.map.lock();
         if map.pid != pid {
@@ -80,22 +82,37 @@ impl Flights {
             }
             map.pid = pid;
         }
-        if let Some(flight) = map.flights.get(key) {
-            return Role::Follow(Arc::clone(flight));
-        }
-        let flight = Arc::new(Flight::default());
-        map.flights.insert(key.to_vec(), Arc::clone(&flight));
-        Role::Lead(Leader {
-            flights: self,
-            key: key.to_vec(),
-            flight: Some(flight),
-        })
+        keys.into_iter()
+            .map(|key| {
+                if let Some(flight) = map.flights.get(key) {
+                    return Role::Follow(Arc::clone(flight));
+                }
+                let flight = Arc::new(Flight::default());
+                map.flights.insert(key.to_vec(), Arc::clone(&flight));
+                Role::Lead(Leader {
+                    flights: self,
+                    key: key.to_vec(),
+                    flight: Some(flight),
+                })
+            })
+            .collect()
     }
 
     /// Reads in flight (tests).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.lock().flights.len()
+    }
+
+    /// Callers following the read of `key` in flight (tests).
+    #[cfg(test)]
+    pub(crate) fn followers(&self, key: &[u8]) -> usize {
+        // Every holder of the flight but the map and its leader.
+        self.map
+            .lock()
+            .flights
+            .get(key)
+            .map_or(0, |flight| Arc::strong_count(flight).saturating_sub(2))
     }
 }
 

@@ -5,10 +5,12 @@
 //! (atomic there: `SET`, `SET NX`, `INCRBY` in a script, `EXPIRE`, `DEL`) and drop the key's local
 //! copy once the server has answered, whatever it answered.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ahash::RandomState;
 use parking_lot::Mutex;
 use redis::Value;
 
@@ -299,47 +301,121 @@ impl<A: Send + Sync + 'static> NearCache<A> {
         self.coherence.counters.local_hits.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Read `key` from the server (after a local miss), with the ticket its fill must present.
-    ///
-    /// Concurrent misses of one key make one read ([`flight`](super::flight)): a caller that finds a
-    /// read of the key in flight waits for it (in `blocking`, bounded by the read's own timeouts)
-    /// and takes its value, with no ticket (the leader fills the local copy). It takes it only if
-    /// no invalidation of the key (nor a flush) was applied since the leader took its ticket, which
-    /// was before the read was sent: the value is then as fresh as one it would read itself. If
-    /// the leader failed, was overtaken or is late, the follower tries again (leading or following a
-    /// new read), and after [`FLIGHT_ROUNDS`] reads on its own.
+    /// Read `key` from the server (after a local miss), with the ticket its fill must present:
+    /// [`fetch_many`](Self::fetch_many) of one key (a `GET`).
     pub fn fetch(&self, blocking: &impl Blocking, key: &[u8]) -> Result<Read, NearError> {
+        let mut reads = self.fetch_distinct(blocking, &[key])?;
+        // One key in, one read out.
+        Ok(reads.pop().unwrap_or((None, None)))
+    }
+
+    /// Read `keys` from the server (after local misses), each with the ticket its fill must
+    /// present; a key asked twice is read once.
+    ///
+    /// Concurrent misses of one key make one read ([`flight`](super::flight)): the caller leads the
+    /// read of every key no one is reading (all of them in one round trip: `MGET` and a `PTTL`
+    /// each, or `GET` + `PTTL` for one) and follows the reads in flight for the others, waiting for
+    /// them (in `blocking`, bounded by the reads' own timeouts) only after it has landed its own. A
+    /// follower takes a key's value with no ticket (its leader fills the local copy), and only if
+    /// no invalidation of the key (nor a flush) was applied since the leader took its ticket, which
+    /// was before the read was sent: the value is then as fresh as one it would read itself. The
+    /// keys whose leader failed or was overtaken are joined again (leading or following a new
+    /// read); after [`FLIGHT_ROUNDS`], or as soon as a leader is late, the rest are read in one
+    /// round trip of the caller's own.
+    pub fn fetch_many(&self, blocking: &impl Blocking, keys: &[&[u8]]) -> Result<Vec<Read>, NearError> {
+        let mut at: HashMap<&[u8], usize, RandomState> =
+            HashMap::with_capacity_and_hasher(keys.len(), RandomState::new());
+        let mut distinct = Vec::with_capacity(keys.len());
+        let slots: Vec<usize> = keys
+            .iter()
+            .map(|&key| {
+                *at.entry(key).or_insert_with(|| {
+                    distinct.push(key);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let reads = self.fetch_distinct(blocking, &distinct)?;
+        if distinct.len() == keys.len() {
+            return Ok(reads);
+        }
+        Ok(slots.into_iter().map(|i| reads[i].clone()).collect())
+    }
+
+    /// [`fetch_many`](Self::fetch_many) of keys that are all different.
+    fn fetch_distinct(&self, blocking: &impl Blocking, keys: &[&[u8]]) -> Result<Vec<Read>, NearError> {
+        let mut reads: Vec<Read> = vec![(None, None); keys.len()];
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
         for _ in 0..FLIGHT_ROUNDS {
-            match self.flights.join(key) {
-                Role::Lead(leader) => {
-                    let ticket = self.coherence.ticket(key);
-                    let fetched = self.reader.run(blocking, true, |con| client::fetch(con, key));
-                    leader.land(|| match &fetched {
-                        Ok(found) => Landed::Read(ticket, found.clone()),
-                        Err(_) => Landed::Failed,
-                    });
-                    let fetched = fetched?;
-                    self.count_fetch(usize::from(fetched.is_some()), 1);
-                    return Ok((ticket, fetched));
-                }
-                Role::Follow(flight) => {
-                    let bound = self.flight_wait();
-                    match blocking.wait(|| flight.wait(bound)) {
-                        Some(Landed::Read(Some(ticket), fetched)) if self.coherence.still_valid(&ticket) => {
-                            self.coherence.counters.shared_reads.fetch_add(1, Ordering::Relaxed);
-                            self.count_fetch(usize::from(fetched.is_some()), 1);
-                            return Ok((None, fetched));
-                        }
-                        None => break,
-                        Some(_) => {}
-                    }
+            if pending.is_empty() {
+                return Ok(reads);
+            }
+            let roles = self.flights.join(pending.iter().map(|&i| keys[i]));
+            let (mut led, mut followed) = (Vec::new(), Vec::new());
+            for (i, role) in pending.drain(..).zip(roles) {
+                match role {
+                    Role::Lead(leader) => led.push((i, leader)),
+                    Role::Follow(flight) => followed.push((i, flight)),
                 }
             }
+            if !led.is_empty() {
+                let wanted: Vec<&[u8]> = led.iter().map(|(i, _)| keys[*i]).collect();
+                let tickets: Vec<Option<Ticket>> = wanted.iter().map(|k| self.coherence.ticket(k)).collect();
+                // On an error the leaders are dropped, which lands their flights as failed.
+                let fetched = self.read(blocking, &wanted)?;
+                for (((i, leader), ticket), found) in led.into_iter().zip(tickets).zip(fetched) {
+                    leader.land(|| Landed::Read(ticket, found.clone()));
+                    reads[i] = (ticket, found);
+                }
+            }
+            if followed.is_empty() {
+                return Ok(reads);
+            }
+            let deadline = Instant::now() + self.flight_wait();
+            let landed: Vec<Option<Landed>> =
+                blocking.wait(|| followed.iter().map(|(_, flight)| flight.wait_until(deadline)).collect());
+            let mut late = false;
+            for ((i, _), landed) in followed.into_iter().zip(landed) {
+                match landed {
+                    Some(Landed::Read(Some(ticket), fetched)) if self.coherence.still_valid(&ticket) => {
+                        self.coherence.counters.shared_reads.fetch_add(1, Ordering::Relaxed);
+                        self.count_fetch(usize::from(fetched.is_some()), 1);
+                        reads[i] = (None, fetched);
+                    }
+                    None => {
+                        late = true;
+                        pending.push(i);
+                    }
+                    Some(_) => pending.push(i),
+                }
+            }
+            if late {
+                break;
+            }
         }
-        let ticket = self.coherence.ticket(key);
-        let fetched = self.reader.run(blocking, true, |con| client::fetch(con, key))?;
-        self.count_fetch(usize::from(fetched.is_some()), 1);
-        Ok((ticket, fetched))
+        if !pending.is_empty() {
+            let wanted: Vec<&[u8]> = pending.iter().map(|&i| keys[i]).collect();
+            let tickets: Vec<Option<Ticket>> = wanted.iter().map(|k| self.coherence.ticket(k)).collect();
+            let fetched = self.read(blocking, &wanted)?;
+            for ((i, ticket), found) in pending.into_iter().zip(tickets).zip(fetched) {
+                reads[i] = (ticket, found);
+            }
+        }
+        Ok(reads)
+    }
+
+    /// One round trip for `keys` (`GET` + `PTTL` for one key, `MGET` and a `PTTL` each for more),
+    /// counted as server hits and misses.
+    fn read(&self, blocking: &impl Blocking, keys: &[&[u8]]) -> Result<Vec<Option<Fetched>>, NearError> {
+        let fetched = match keys {
+            [key] => self
+                .reader
+                .run(blocking, true, |con| client::fetch(con, key))
+                .map(|found| vec![found])?,
+            _ => self.reader.run(blocking, true, |con| client::fetch_many(con, keys))?,
+        };
+        self.count_fetch(fetched.iter().filter(|f| f.is_some()).count(), keys.len());
+        Ok(fetched)
     }
 
     /// How long a follower waits for a leader: as long as the leader's read may take (a connect
@@ -348,15 +424,6 @@ impl<A: Send + Sync + 'static> NearCache<A> {
         self.config.connect_timeout.unwrap_or(Duration::from_secs(1))
             + self.config.socket_timeout.unwrap_or(Duration::from_secs(5))
             + Duration::from_millis(100)
-    }
-
-    /// Read several keys from the server in one round trip.
-    pub fn fetch_many(&self, blocking: &impl Blocking, keys: &[&[u8]]) -> Result<Vec<Read>, NearError> {
-        let tickets: Vec<Option<Ticket>> = keys.iter().map(|k| self.coherence.ticket(k)).collect();
-        let fetched = self.reader.run(blocking, true, |con| client::fetch_many(con, keys))?;
-        let found = fetched.iter().filter(|f| f.is_some()).count();
-        self.count_fetch(found, keys.len());
-        Ok(tickets.into_iter().zip(fetched).collect())
     }
 
     fn count_fetch(&self, found: usize, asked: usize) {

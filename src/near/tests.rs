@@ -352,13 +352,53 @@ fn stopping_the_listener_empties_the_copy_and_the_next_use_restarts_it() {
     cache.stop_listener(&Inline);
 }
 
-fn get_calls(con: &mut redis::Connection) -> u64 {
+/// How many times the server ran `command` (lower case) since the last `CONFIG RESETSTAT`.
+fn calls(con: &mut redis::Connection, command: &str) -> u64 {
     let info: String = redis::cmd("INFO").arg("commandstats").query(con).expect("info");
+    let prefix = format!("cmdstat_{command}:calls=");
     info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+fn get_calls(con: &mut redis::Connection) -> u64 {
+    calls(con, "get")
+}
+
+/// A near cache of `server` whose heartbeat outlasts a `CLIENT PAUSE` of 300 ms (so the pause does
+/// not look like a dead server), with `keys` written by another client and their invalidations
+/// applied, and the server's command counts reset; the other client's connection.
+fn paused_after_writes(server: &Server, keys: &[&[u8]]) -> (NearCache<()>, redis::Connection) {
+    let mut config = NearConfig::new(&server.url()).expect("url");
+    config.heartbeat = Duration::from_secs(2);
+    let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
+    cache.ensure_listening(&Inline).expect("tracking");
+    let mut other = server.other();
+    for key in keys {
+        let _: () = redis::cmd("SET").arg(*key).arg(*key).query(&mut other).expect("set");
+    }
+    eventually("the invalidations of the writes", || {
+        cache.stats().invalidations >= keys.len() as u64
+    });
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut other)
+        .expect("resetstat");
+    // The server holds every command for a while: the first read is in flight while all the others
+    // miss.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("ALL")
+        .query(&mut other)
+        .expect("pause");
+    (cache, other)
+}
+
+fn values(reads: Vec<Read>) -> Vec<Option<Vec<u8>>> {
+    reads.into_iter().map(|(_, f)| f.map(|f| f.value)).collect()
 }
 
 #[test]
@@ -420,6 +460,137 @@ fn followers_of_a_failed_read_read_again_and_never_hang() {
     std::thread::scope(|s| {
         for _ in 0..8 {
             s.spawn(|| assert!(matches!(cache.fetch(&Inline, b"k"), Err(NearError::Connection(_)))));
+        }
+    });
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    assert_eq!(cache.flights.len(), 0);
+}
+
+#[test]
+fn concurrent_get_many_of_the_same_keys_make_one_round_trip() {
+    let Some(server) = Server::start("flightmany", &[]) else {
+        return;
+    };
+    let keys: [&[u8]; 5] = [b"k1", b"k2", b"k3", b"k4", b"k5"];
+    let (cache, mut other) = paused_after_writes(&server, &keys);
+    let threads = 16;
+    let barrier = std::sync::Barrier::new(threads);
+    let results: Vec<Vec<Option<Vec<u8>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    values(cache.fetch_many(&Inline, &keys).expect("fetch_many"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let expected: Vec<Option<Vec<u8>>> = keys.iter().map(|k| Some(k.to_vec())).collect();
+    assert!(results.iter().all(|r| *r == expected), "{results:?}");
+    assert_eq!(
+        calls(&mut other, "mget"),
+        1,
+        "one MGET for {threads} concurrent get_many"
+    );
+    assert_eq!(get_calls(&mut other), 0);
+    assert_eq!(cache.stats().shared_reads, (threads as u64 - 1) * 5);
+    assert_eq!(cache.stats().server_hits, threads as u64 * 5);
+    assert_eq!(cache.flights.len(), 0);
+    cache.stop_listener(&Inline);
+}
+
+#[test]
+fn a_get_many_follows_the_reads_in_flight_and_leads_the_rest_in_one_round_trip() {
+    let Some(server) = Server::start("flightmixed", &[]) else {
+        return;
+    };
+    let (cache, mut other) = paused_after_writes(&server, &[b"k1", b"k2", b"k3"]);
+    let (single, many) = std::thread::scope(|s| {
+        let single = s.spawn(|| cache.fetch(&Inline, b"k1").expect("fetch").1.map(|f| f.value));
+        eventually("the read of k1 in flight", || cache.flights.len() == 1);
+        // k3 twice: read once.
+        let many = cache
+            .fetch_many(&Inline, &[b"k1", b"k2", b"k3", b"k3"])
+            .expect("fetch_many");
+        (single.join().expect("thread"), many)
+    });
+    assert_eq!(single.as_deref(), Some(&b"k1"[..]));
+    assert!(many[0].0.is_none(), "a follower does not fill: its leader does");
+    assert!(many[1].0.is_some() && many[2].0.is_some(), "a leader fills");
+    let expected: Vec<Option<Vec<u8>>> = [&b"k1"[..], b"k2", b"k3", b"k3"]
+        .iter()
+        .map(|k| Some(k.to_vec()))
+        .collect();
+    assert_eq!(values(many), expected);
+    assert_eq!(get_calls(&mut other), 1, "k1's read");
+    assert_eq!(calls(&mut other, "mget"), 1, "k2 and k3 in one round trip");
+    assert_eq!(cache.stats().shared_reads, 1);
+    assert_eq!(cache.flights.len(), 0);
+    cache.stop_listener(&Inline);
+}
+
+#[test]
+fn a_get_many_follower_takes_no_read_an_invalidation_overtook_nor_waits_for_a_vanished_leader() {
+    let Some(server) = Server::start("flightstale", &[]) else {
+        return;
+    };
+    let cache = near(&server, "");
+    cache.set(&Inline, b"k", b"fresh", None).expect("set");
+    cache.set(&Inline, b"j", b"other", None).expect("set");
+    // This thread leads k's read by hand; the other caller follows it, and reads j itself.
+    let follow = |leader: super::flight::Leader<'_>, finish: &dyn Fn(super::flight::Leader<'_>)| {
+        std::thread::scope(|s| {
+            let many = s.spawn(|| values(cache.fetch_many(&Inline, &[b"j", b"k"]).expect("fetch_many")));
+            eventually("the follower", || cache.flights.followers(b"k") == 1);
+            finish(leader);
+            many.join().expect("thread")
+        })
+    };
+    let lead = || match cache.flights.join([&b"k"[..]]).pop() {
+        Some(super::flight::Role::Lead(leader)) => leader,
+        _ => panic!("k's read was already in flight"),
+    };
+    let expected = vec![Some(b"other".to_vec()), Some(b"fresh".to_vec())];
+    // The leader's read is answered, then k's invalidation is applied before the follower looks.
+    let ticket = cache.coherence().ticket(b"k").expect("tracking");
+    let stale = |leader: super::flight::Leader<'_>| {
+        cache.coherence().bump_key(b"k");
+        let value = Fetched {
+            value: b"stale".to_vec(),
+            pttl_ms: -1,
+        };
+        leader.land(|| super::flight::Landed::Read(Some(ticket), Some(value)));
+    };
+    assert_eq!(follow(lead(), &stale), expected, "the follower read k again");
+    // The leader goes away without landing: the follower reads k itself, at once.
+    let t = Instant::now();
+    assert_eq!(follow(lead(), &|leader| drop(leader)), expected);
+    assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+    assert_eq!(cache.stats().shared_reads, 0);
+    assert_eq!(cache.flights.len(), 0);
+    cache.stop_listener(&Inline);
+}
+
+#[test]
+fn get_many_followers_of_a_failed_read_read_again_and_never_hang() {
+    let Some(server) = Server::start("flightmanyfail", &[]) else {
+        return;
+    };
+    let url = server.url();
+    drop(server);
+    let mut config = NearConfig::new(&url).expect("url");
+    config.connect_timeout = Some(Duration::from_millis(200));
+    let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                assert!(matches!(
+                    cache.fetch_many(&Inline, &[b"a", b"b", b"c"]),
+                    Err(NearError::Connection(_))
+                ));
+            });
         }
     });
     assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
