@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from django_rustcache import RedisNearCache
 from django_rustcache.locks import AsyncLock, Lock, LockError, LockNotOwnedError
-from tests.test_near import near, plain, port, unreachable, until, warm
+from tests.test_near import _calls, near, plain, port, unreachable, until, warm
 
 __all__ = ["port"]  # the module's redis-server fixture, shared with test_near
 
@@ -219,6 +219,36 @@ def test_lock_api(port):
     with c.lock("job", timeout=5) as held:
         assert held.owned()
     assert not c.has_key("job")
+
+
+def test_extend_is_one_compare_and_expire_on_the_server(port):
+    """`extend`/`reacquire` check the token and set the expiry in one script (as redis-py's Lock),
+    so a lock that changed hands in between cannot be extended; a lost lock raises and is untouched."""
+    c = near(port)
+    raw = Redis(port=port)
+    lock = c.lock("job", timeout=5)
+    assert lock.acquire()
+    scripts, pexpires = _calls(raw, "evalsha") + _calls(raw, "eval"), _calls(raw, "pexpire")
+    assert lock.extend(10) is True
+    assert 14 < c.ttl("job") <= 15
+    assert lock.extend(3, replace_ttl=True) is True
+    assert 2 < c.ttl("job") <= 3
+    assert lock.reacquire() is True
+    assert 4 < c.ttl("job") <= 5
+    assert _calls(raw, "evalsha") + _calls(raw, "eval") - scripts == 3  # one round trip each
+    assert _calls(raw, "pexpire") - pexpires == 3  # run inside the scripts
+    # Expired and taken by another holder: the old holder's extend and reacquire fail and leave the
+    # new holder's expiry alone.
+    raw.delete(f"{c.key_prefix}:1:job")
+    thief = c.lock("job", timeout=30)
+    assert thief.acquire(blocking=False)
+    with pytest.raises(LockNotOwnedError):
+        lock.extend(100)
+    with pytest.raises(LockNotOwnedError):
+        lock.reacquire()
+    assert 29 < c.ttl("job") <= 30
+    assert thief.owned()
+    thief.release()
 
 
 def test_an_expired_lock_is_taken_and_its_old_holder_cannot_release_it(port):

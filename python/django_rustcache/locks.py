@@ -154,6 +154,16 @@ class NativeLockStore:
         """Make the entry expire in `seconds`."""
         return self._native.lock_touch(self._key, seconds, self._version)
 
+    def expire_if_holds(self, token: str, seconds: float, add_to_left: bool) -> bool:
+        """If the entry holds `token`, make it expire in `seconds` (plus what it had left if
+        `add_to_left`); whether it did. Here a check, then the new expiry: in between, the entry could
+        expire and be taken by another holder, whose lock this would then extend (a store across a
+        network does it in one atomic step)."""
+        if not self.holds(token):
+            return False
+        left = max(self.time_left(), 0.0) if add_to_left else 0.0
+        return self.expire(left + seconds)
+
 
 class _LockBase:
     def __init__(
@@ -234,21 +244,16 @@ class _LockBase:
         return token
 
     def _extend_by(self, token: str, additional_time: float, replace_ttl: bool) -> bool:
-        # Not atomic: between the ownership check and the new timeout, the entry could expire and be
-        # taken by another holder, whose lock this would then extend. Keep `timeout` well above the work.
-        if not self._owned_by(token):
+        if not self._store.expire_if_holds(token, additional_time, not replace_ttl):
             raise LockNotOwnedError("Cannot extend a lock that's no longer owned")
-        left = 0.0 if replace_ttl else max(self._store.time_left(), 0.0)
-        self._store.expire(left + additional_time)
         return True
 
     def _extend(self, additional_time: float, replace_ttl: bool) -> bool:
         return self._extend_by(self._held_token("extend"), additional_time, replace_ttl)
 
     def _reacquire_by(self, token: str) -> bool:
-        if not self._owned_by(token):
+        if not self._store.expire_if_holds(token, self.timeout, False):
             raise LockNotOwnedError("Cannot reacquire a lock that's no longer owned")
-        self._store.expire(self.timeout)
         return True
 
     def _reacquire(self) -> bool:

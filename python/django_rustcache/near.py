@@ -216,7 +216,7 @@ def _millis(seconds: float) -> int:
 
 class _ServerLockStore(NativeLockStore):
     """A lock's entry on the server (``locks.NativeLockStore`` with the server's units): ``SET NX PX``
-    to take it, a compare-and-delete script to release it, ``PTTL``/``PEXPIRE`` to extend it. Every
+    to take it, a compare-and-delete script to release it, a compare-and-expire script to extend it. Every
     process and host using the server shares it; a holder that dies frees it at its timeout."""
 
     remote = True
@@ -230,6 +230,10 @@ class _ServerLockStore(NativeLockStore):
 
     def expire(self, seconds: float) -> bool:
         return self._native.pexpire(self._key, _millis(seconds), self._version)
+
+    def expire_if_holds(self, token: str, seconds: float, add_to_left: bool) -> bool:
+        # One script on the server: the lock cannot change hands between the check and the expiry.
+        return self._native.expire_if_equal(self._key, token, _millis(seconds), add_to_left, self._version)
 
 
 class RedisNearCache(KeyExtras, BaseCache):

@@ -239,3 +239,10 @@ pub(crate) const INCR_IF_EXISTS: &str = "if redis.call('EXISTS', KEYS[1]) == 0 t
 /// The compare-and-delete of a lock release (redis-py's `Lock` does the same).
 pub(crate) const DELETE_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                                           return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// The compare-and-extend of a lock's `extend`/`reacquire` (redis-py's `Lock` does the same): if
+/// `KEYS[1]` holds `ARGV[1]`, it expires in `ARGV[2]` ms, plus what it had left if `ARGV[3]` is `1`.
+pub(crate) const EXPIRE_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+                                          local left = 0 \
+                                          if ARGV[3] == '1' then left = math.max(redis.call('PTTL', KEYS[1]), 0) end \
+                                          return redis.call('PEXPIRE', KEYS[1], left + tonumber(ARGV[2]))";

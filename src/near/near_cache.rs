@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use redis::Value;
 
 use super::blocking::Blocking;
-use super::client::{self, Fetched, Pool, DELETE_IF_EQUAL, INCR_IF_EXISTS};
+use super::client::{self, Fetched, Pool, DELETE_IF_EQUAL, EXPIRE_IF_EQUAL, INCR_IF_EXISTS};
 use super::config::NearConfig;
 use super::errors::NearError;
 use super::flight::{Flights, Landed, Role};
@@ -553,6 +553,25 @@ impl<A: Send + Sync + 'static> NearCache<A> {
         let script = redis::Script::new(DELETE_IF_EQUAL);
         self.write(blocking, &[key], true, |con| {
             Ok(script.key(key).arg(expected).invoke::<i64>(con)? == 1)
+        })
+    }
+
+    /// If `key` holds exactly `expected` (a lock's extend), make it expire in `millis` ms, plus the
+    /// time it had left if `add_to_left`; whether it did. One script: the lock cannot change hands
+    /// between the check and the new expiry.
+    pub fn expire_if_equal(
+        &self,
+        blocking: &impl Blocking,
+        key: &[u8],
+        expected: &[u8],
+        millis: u64,
+        add_to_left: bool,
+    ) -> Result<bool, NearError> {
+        let script = redis::Script::new(EXPIRE_IF_EQUAL);
+        self.write(blocking, &[key], true, |con| {
+            let mut invocation = script.key(key);
+            invocation.arg(expected).arg(millis).arg(u8::from(add_to_left));
+            Ok(invocation.invoke::<i64>(con)? == 1)
         })
     }
 

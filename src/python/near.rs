@@ -386,6 +386,24 @@ impl PyNearCache {
         self.call(key.py(), &made, |near, b| near.delete_if_equal(b, &made, &data))
     }
 
+    /// If `key` still holds `token`, make it expire in `millis` ms (plus what it had left if
+    /// `add_to_left`), atomically on the server; whether it did.
+    #[pyo3(signature = (key, token, millis, add_to_left, version))]
+    fn expire_if_equal(
+        &self,
+        key: &Bound<'_, PyAny>,
+        token: &str,
+        millis: u64,
+        add_to_left: bool,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let made = self.key(key, version)?;
+        let data = to_server(&token.into_bound_py_any(key.py())?, self.protocol)?;
+        self.call(key.py(), &made, |near, b| {
+            near.expire_if_equal(b, &made, &data, millis, add_to_left)
+        })
+    }
+
     #[pyo3(signature = (data, timeout, version))]
     fn set_many<'py>(
         &self,
