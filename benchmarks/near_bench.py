@@ -5,7 +5,9 @@ interleaved round-robin per repetition, each cell a median.
 - a local miss served by the server vs Django's RedisCache get (target <= 0.8x);
 - set vs RedisCache's set (target <= 0.8x);
 - invalidation delay (a write by another client until the local copy has dropped the key), p50/p99;
-- invalidations applied per second.
+- invalidations applied per second;
+- for scale, the floor: a `PING` round trip on a raw socket from Python (no client library), which
+  on this VM varies from run to run with where the scheduler puts the two processes.
 
 The server is started by benchmarks/redis_server.sh (127.0.0.1, a free port, no persistence) and
 stopped by its pid.
@@ -30,6 +32,19 @@ def per_op(f, keys, reps: int) -> float:
             f(k)
         times.append((time.perf_counter_ns() - t) / len(keys))
     return statistics.median(times)
+
+
+def ping_floor(port: int, n: int) -> float:
+    """Mean nanoseconds of a PING round trip on a raw socket (the network's share)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t = time.perf_counter_ns()
+        for _ in range(n):
+            s.sendall(b"PING\r\n")
+            s.recv(16)
+        return (time.perf_counter_ns() - t) / n
 
 
 def main() -> int:
@@ -91,6 +106,7 @@ def run(port: int, reps: int, quick: bool) -> int:
         rows["near_set"].append(per_op(lambda k: near_miss.set(k, "short value"), net_keys, 1))
         rows["redis_set"].append(per_op(lambda k: plain.set(k, "short value"), net_keys, 1))
     med = {k: statistics.median(v) for k, v in rows.items()}
+    floor = ping_floor(port, 2000 if quick else 10_000)
     hits = near.stats()["local_hits"]
 
     # Invalidation delay: another client writes a key held locally; time until the copy drops it.
@@ -132,6 +148,7 @@ def run(port: int, reps: int, quick: bool) -> int:
         f"| {med['near_set'] / med['redis_set']:.2f}x | <= 0.8x |",
         f"| invalidation delay p50 / p99 | {p50:.3f} / {p99:.3f} ms | | | p99 <= 5 ms |",
         f"| invalidations applied per second | {rate:,.0f} /s | | | |",
+        f"| (floor) raw-socket PING round trip | {floor:,.0f} ns | | | |",
         f"(local hits counted during the run: {hits:,})",
     ]
     print("\n".join(out))
