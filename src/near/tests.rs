@@ -406,26 +406,7 @@ fn concurrent_misses_of_one_key_make_one_read() {
     let Some(server) = Server::start("flight", &[]) else {
         return;
     };
-    let mut config = NearConfig::new(&server.url()).expect("url");
-    // A heartbeat longer than the pause below, so the pause does not look like a dead server.
-    config.heartbeat = Duration::from_secs(2);
-    let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
-    cache.ensure_listening(&Inline).expect("tracking");
-    let mut other = server.other();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut other).expect("set");
-    eventually("the invalidation of the write", || cache.stats().invalidations >= 1);
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query(&mut other)
-        .expect("resetstat");
-    // The server holds every command for a while: the first read is in flight while all the others
-    // miss.
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(300)
-        .arg("ALL")
-        .query(&mut other)
-        .expect("pause");
+    let (cache, mut other) = paused_after_writes(&server, &[b"k"]);
     let threads = 16;
     let barrier = std::sync::Barrier::new(threads);
     let values: Vec<Option<Vec<u8>>> = std::thread::scope(|s| {
@@ -439,7 +420,7 @@ fn concurrent_misses_of_one_key_make_one_read() {
             .collect();
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
     });
-    assert!(values.iter().all(|v| v.as_deref() == Some(&b"v"[..])), "{values:?}");
+    assert!(values.iter().all(|v| v.as_deref() == Some(&b"k"[..])), "{values:?}");
     assert_eq!(get_calls(&mut other), 1, "one GET for {threads} concurrent misses");
     assert_eq!(cache.stats().shared_reads, threads as u64 - 1);
     assert_eq!(cache.flights.len(), 0);
@@ -456,14 +437,19 @@ fn followers_of_a_failed_read_read_again_and_never_hang() {
     let mut config = NearConfig::new(&url).expect("url");
     config.connect_timeout = Some(Duration::from_millis(200));
     let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
-    let t = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| assert!(matches!(cache.fetch(&Inline, b"k"), Err(NearError::Connection(_)))));
-        }
-    });
-    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
-    assert_eq!(cache.flights.len(), 0);
+    // Eight callers of `get`, then eight of `get_many`, against a server that is down.
+    let one = || cache.fetch(&Inline, b"k").map(|_| ());
+    let many = || cache.fetch_many(&Inline, &[b"a", b"b", b"c"]).map(|_| ());
+    for call in [&one as &(dyn Fn() -> Result<(), NearError> + Sync), &many] {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| assert!(matches!(call(), Err(NearError::Connection(_)))));
+            }
+        });
+        assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+        assert_eq!(cache.flights.len(), 0);
+    }
 }
 
 #[test]
@@ -570,29 +556,4 @@ fn a_get_many_follower_takes_no_read_an_invalidation_overtook_nor_waits_for_a_va
     assert_eq!(cache.stats().shared_reads, 0);
     assert_eq!(cache.flights.len(), 0);
     cache.stop_listener(&Inline);
-}
-
-#[test]
-fn get_many_followers_of_a_failed_read_read_again_and_never_hang() {
-    let Some(server) = Server::start("flightmanyfail", &[]) else {
-        return;
-    };
-    let url = server.url();
-    drop(server);
-    let mut config = NearConfig::new(&url).expect("url");
-    config.connect_timeout = Some(Duration::from_millis(200));
-    let cache: NearCache<()> = NearCache::new(config, Store::new()).expect("cache");
-    let t = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| {
-                assert!(matches!(
-                    cache.fetch_many(&Inline, &[b"a", b"b", b"c"]),
-                    Err(NearError::Connection(_))
-                ));
-            });
-        }
-    });
-    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
-    assert_eq!(cache.flights.len(), 0);
 }
