@@ -118,6 +118,8 @@ fn writes_are_in_django_redis_format_and_reads_fill_the_local_copy() {
     let cache = near(&server, ":1:");
     cache.set(&Inline, b":1:n", b"42", None).expect("set");
     cache.set(&Inline, b":1:p", b"\x80\x05pickled", Some(100)).expect("set");
+    // Our own writes' invalidations: one arriving after the read below would (rightly) drop its fill.
+    eventually("our writes' invalidations", || cache.stats().invalidations >= 2);
     let mut other = server.other();
     let raw: Vec<u8> = redis::cmd("GET").arg(":1:n").query(&mut other).expect("get");
     assert_eq!(raw, b"42");
