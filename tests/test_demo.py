@@ -337,6 +337,7 @@ def test_the_workers_page_counts_and_rate_limits(client, cache, clock, monkeypat
     assert response.status_code == 200
     assert response.context["requests"] == 4
     assert response.context["workers"] == [os.getpid()]
+    assert response.context["backend"] == "RustCache"  # the backend's class, not Django's proxy
     clock.shift(views.RATE_WINDOW)
     assert client.post(url, {"user": "bob"}).status_code == 200, "a new window"
 

@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -264,7 +264,7 @@ def workers_page(request: HttpRequest) -> HttpResponse:
         "workers",
         calls,
         pid=pid,
-        backend=type(cache).__name__,
+        backend=type(caches[DEFAULT_CACHE_ALIAS]).__name__,  # `cache` is Django's proxy of it
         workers=workers,
         requests=cache.get("requests") if calls else None,
         limited=limited,
