@@ -197,12 +197,7 @@ def _omitted(miss: Any) -> Any:
     def wrap(hook: Any) -> Any:
         @functools.wraps(hook)
         def guarded(self: "RedisNearCache", *args: Any) -> Any:
-            if not self._ignore_exceptions:
-                return hook(self, *args)
-            try:
-                return hook(self, *args)
-            except SERVER_ERRORS:
-                return miss()
+            return self._guard(miss(), hook, self, *args)
 
         return guarded
 
@@ -291,11 +286,7 @@ class RedisNearCache(KeyExtras, BaseCache):
         # One process-wide near cache per server list, LOCATION settings and tracked prefix. Reads (and
         # so tracking) use one server: the first, or one of the others chosen once per process.
         read = servers[0] if len(servers) == 1 else servers[1 + os.getpid() % (len(servers) - 1)]
-        settings = {
-            # Written into the servers' URLs, as redis-py lets the URL's win over OPTIONS.
-            "db": None,
-            "username": None,
-            "password": None,
+        settings = {  # (db and credentials are in the servers' URLs: _server_url)
             "connect_timeout": _number("socket_connect_timeout", options.get("socket_connect_timeout", 1.0)),
             "socket_timeout": _number("socket_timeout", options.get("socket_timeout", 5.0)),
             "tls": _tls(options),

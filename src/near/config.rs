@@ -64,26 +64,6 @@ impl NearConfig {
         Ok(self)
     }
 
-    /// Override the database and credentials of both servers (Django's `OPTIONS["db"]`,
-    /// `OPTIONS["username"]`, `OPTIONS["password"]`, which redis-py lets override the URL).
-    #[must_use]
-    pub fn with_overrides(mut self, db: Option<i64>, username: Option<&str>, password: Option<&str>) -> Self {
-        for info in [&mut self.write, &mut self.read] {
-            let mut settings = info.redis_settings().clone();
-            if let Some(db) = db {
-                settings = settings.set_db(db);
-            }
-            if let Some(username) = username {
-                settings = settings.set_username(username);
-            }
-            if let Some(password) = password {
-                settings = settings.set_password(password);
-            }
-            *info = info.clone().set_redis_settings(settings);
-        }
-        self
-    }
-
     /// Apply redis-py's `ssl_*` options to the `rediss://` servers (an error if there is none: the
     /// options would silently do nothing).
     pub fn with_tls(mut self, tls: &TlsSettings) -> Result<Self, NearError> {

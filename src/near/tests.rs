@@ -293,9 +293,8 @@ fn a_server_that_refuses_tracking_is_found_at_start() {
         .arg("-client|tracking")
         .query(&mut server.other())
         .expect("acl");
-    let config = NearConfig::new(&server.url())
-        .expect("url")
-        .with_overrides(None, Some("notrack"), Some("x"));
+    let url = server.url().replacen("redis://", "redis://notrack:x@", 1);
+    let config = NearConfig::new(&url).expect("url");
     let cache: NearCache<()> = NearCache::new(config.clone(), Store::new()).expect("cache");
     assert!(matches!(
         cache.ensure_listening(&Inline),

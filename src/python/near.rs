@@ -190,7 +190,7 @@ impl PyNearCache {
 impl PyNearCache {
     #[new]
     #[pyo3(signature = (
-        registry_key, urls, *, db, username, password, connect_timeout, socket_timeout, tls, tracking_prefix,
+        registry_key, urls, *, connect_timeout, socket_timeout, tls, tracking_prefix,
         max_ttl, heartbeat, require_tracking, max_entries, max_bytes, key_prefix, version, make_keys,
         key_warner, pickle_protocol, errors
     ))]
@@ -198,9 +198,6 @@ impl PyNearCache {
     fn new(
         registry_key: &str,
         urls: Vec<String>,
-        db: Option<i64>,
-        username: Option<String>,
-        password: Option<String>,
         connect_timeout: Option<f64>,
         socket_timeout: Option<f64>,
         tls: Option<TlsOptions>,
@@ -238,7 +235,6 @@ impl PyNearCache {
                     if let Some(read) = urls.get(1) {
                         config = config.with_read_url(read)?;
                     }
-                    config = config.with_overrides(db, username.as_deref(), password.as_deref());
                     if let Some(tls) = tls {
                         config = config.with_tls(&tls.settings()?)?;
                     }
